@@ -1,0 +1,71 @@
+"""Scaled dot-product attention: softmax(Q K^T / sqrt(d_k)) V, with causal and key-padding masks."""
+import math
+
+import numpy as np
+
+from .softmax import softmax_backward, softmax_forward
+
+
+def build_attention_mask(T, S, causal=False, key_padding_mask=None):
+    """Boolean mask, True where query t may NOT look at key s; None when nothing is masked.
+
+    causal: query t sits at absolute position t + (S - T) (S > T when earlier keys are cached),
+            so it may see keys s <= t + S - T.
+    key_padding_mask: (B, S) bool, True marks a padding key that no query may attend to.
+    Returns None, (T, S), or (B, 1, T, S), broadcastable against scores (B, H, T, S).
+    """
+    mask = None
+    if causal:
+        query_pos = np.arange(T)[:, None] + (S - T)     # (T, 1)
+        key_pos = np.arange(S)[None, :]                 # (1, S)
+        mask = key_pos > query_pos                      # (T, S)
+    if key_padding_mask is not None:
+        padding = key_padding_mask[:, None, None, :]    # (B, 1, 1, S)
+        mask = padding if mask is None else (mask | padding)   # (B, 1, T, S)
+    return mask
+
+
+def check_key_padding_mask(key_padding_mask, B, S):
+    if key_padding_mask is None:
+        return None
+    key_padding_mask = np.asarray(key_padding_mask)
+    if key_padding_mask.shape != (B, S):
+        raise ValueError(f"key_padding_mask has shape {key_padding_mask.shape}, expected (B, S) = {(B, S)}")
+    if key_padding_mask.dtype != np.bool_:
+        raise ValueError(f"key_padding_mask must be boolean (True = padding), got dtype {key_padding_mask.dtype}")
+    return key_padding_mask
+
+
+def attention_forward(q, k, v, causal=False, key_padding_mask=None):
+    """out = softmax(q k^T / sqrt(D) + mask) v, for every batch entry and head at once.
+
+    q: (B, H, T, D), k: (B, H, S, D), v: (B, H, S, D) -> out: (B, H, T, D).
+    Masked scores become -inf before the softmax, so their weights are exactly 0.
+    cache: (q, k, v, weights, scale); weights (B, H, T, S) are also what attention maps plot.
+    """
+    B, H, T, D = q.shape
+    S = k.shape[2]
+    key_padding_mask = check_key_padding_mask(key_padding_mask, B, S)
+    scale = 1.0 / math.sqrt(D)                          # a Python float keeps q's dtype
+    scores = (q @ k.swapaxes(-1, -2)) * scale           # (B, H, T, S)
+    mask = build_attention_mask(T, S, causal, key_padding_mask)
+    weights, _ = softmax_forward(scores, mask)          # (B, H, T, S), rows sum to 1
+    out = weights @ v                                   # (B, H, T, D)
+    return out, (q, k, v, weights, scale)
+
+
+def attention_backward(dout, cache):
+    """Gradients of attention_forward, the forward read backwards:
+
+        out = weights v           ->  dweights = dout v^T,  dv = weights^T dout
+        weights = softmax(scores) ->  dscores = weights * (dweights - sum(dweights * weights))
+        scores = q k^T * scale    ->  dq = dscores k * scale,  dk = dscores^T q * scale
+    dout: (B, H, T, D) -> dq: (B, H, T, D), dk: (B, H, S, D), dv: (B, H, S, D).
+    """
+    q, k, v, weights, scale = cache
+    dweights = dout @ v.swapaxes(-1, -2)                # (B, H, T, S)
+    dv = weights.swapaxes(-1, -2) @ dout                # (B, H, S, D)
+    dscores = softmax_backward(dweights, weights)       # (B, H, T, S); masked entries get 0
+    dq = (dscores @ k) * scale                          # (B, H, T, D)
+    dk = (dscores.swapaxes(-1, -2) @ q) * scale         # (B, H, S, D)
+    return dq, dk, dv

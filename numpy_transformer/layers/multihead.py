@@ -1,0 +1,69 @@
+"""Multi-head attention: project to H heads of size D = C / H, attend in each, merge, project back."""
+import numpy as np
+
+from .attention import attention_backward, attention_forward
+from .base import Layer
+from .linear import Linear
+
+
+def split_heads(x, num_heads):
+    """(B, T, C) -> (B, H, T, D): head h takes columns h*D .. (h+1)*D - 1."""
+    B, T, C = x.shape
+    D = C // num_heads
+    return x.reshape(B, T, num_heads, D).transpose(0, 2, 1, 3)     # (B, H, T, D)
+
+
+def merge_heads(x):
+    """(B, H, T, D) -> (B, T, C): the inverse of split_heads (heads side by side again)."""
+    B, H, T, D = x.shape
+    return x.transpose(0, 2, 1, 3).reshape(B, T, H * D)             # (B, T, C)
+
+
+class MultiHeadAttention(Layer):
+    """Self-attention (memory=None) or cross-attention (keys and values from ``memory``).
+
+    forward: q = x Wq, k = m Wk, v = m Wv (m = memory or x), split into H heads,
+             a = attention(q, k, v) per head, merged, then out = a Wo.
+    After forward, ``self.attention_weights`` holds the (B, H, T, S) softmax weights for plotting.
+    backward returns dx for self-attention, and (dx, dmemory) for cross-attention.
+    """
+
+    def __init__(self, width, num_heads, rng, dtype=np.float32):
+        super().__init__()
+        if num_heads <= 0 or width % num_heads != 0:
+            raise ValueError(f"width {width} is not divisible by the number of heads {num_heads}")
+        self.num_heads = num_heads
+        self.query = Linear(width, width, rng, dtype=dtype)
+        self.key = Linear(width, width, rng, dtype=dtype)
+        self.value = Linear(width, width, rng, dtype=dtype)
+        self.out = Linear(width, width, rng, dtype=dtype)
+        self.attention_weights = None
+
+    def children(self):
+        return [("query", self.query), ("key", self.key), ("value", self.value), ("out", self.out)]
+
+    def forward(self, x, memory=None, causal=False, key_padding_mask=None):
+        """x: (B, T, C), memory: (B, S, C) or None -> (B, T, C)."""
+        is_cross = memory is not None
+        source = memory if is_cross else x                               # (B, S, C)
+        q = split_heads(self.query.forward(x), self.num_heads)           # (B, H, T, D)
+        k = split_heads(self.key.forward(source), self.num_heads)        # (B, H, S, D)
+        v = split_heads(self.value.forward(source), self.num_heads)      # (B, H, S, D)
+        heads, attn_cache = attention_forward(q, k, v, causal, key_padding_mask)   # (B, H, T, D)
+        merged = merge_heads(heads)                                      # (B, T, C)
+        out = self.out.forward(merged)                                   # (B, T, C)
+        self.attention_weights = attn_cache[3]                           # (B, H, T, S)
+        self.cache = (attn_cache, is_cross)
+        return out
+
+    def backward(self, dout):
+        attn_cache, is_cross = self.pop_cache()
+        dmerged = self.out.backward(dout)                                # (B, T, C)
+        dheads = split_heads(dmerged, self.num_heads)                    # (B, H, T, D)
+        dq, dk, dv = attention_backward(dheads, attn_cache)              # (B, H, T|S, D)
+        dx = self.query.backward(merge_heads(dq))                        # (B, T, C)
+        dsource = self.key.backward(merge_heads(dk))                     # (B, S, C)
+        dsource = dsource + self.value.backward(merge_heads(dv))         # (B, S, C): k and v share m
+        if is_cross:
+            return dx, dsource
+        return dx + dsource                                              # q, k and v all came from x

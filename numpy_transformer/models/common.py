@@ -1,0 +1,37 @@
+"""Pieces the three model families share: config checks and input checks."""
+import numpy as np
+
+from ..layers.base import check_float_dtype
+
+
+def check_config(config):
+    """Raise ValueError naming the first bad field of a model config dataclass."""
+    for name in ("vocab_size", "max_len", "width", "num_heads", "num_layers"):
+        if hasattr(config, name):
+            value = getattr(config, name)
+            if not isinstance(value, (int, np.integer)) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if config.width % config.num_heads != 0:
+        raise ValueError(f"width {config.width} is not divisible by num_heads {config.num_heads}")
+    if not 0.0 <= config.dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {config.dropout}")
+    check_float_dtype(config.dtype)
+
+
+def check_ids(ids, max_len, what="token ids"):
+    """ids must be a (B, T) integer array with 1 <= T <= max_len."""
+    ids = np.asarray(ids)
+    if ids.ndim != 2:
+        raise ValueError(f"{what} must have shape (B, T), got shape {ids.shape}")
+    if not np.issubdtype(ids.dtype, np.integer):
+        raise ValueError(f"{what} must be integers, got dtype {ids.dtype}")
+    if ids.shape[1] == 0:
+        raise ValueError(f"{what} are empty (T = 0)")
+    if ids.shape[1] > max_len:
+        raise ValueError(f"sequence length {ids.shape[1]} is longer than the maximum length {max_len}")
+    return ids
+
+
+def hidden_width(config):
+    """The FFN's inner width F: config.ffn_hidden, or 4 C as in the paper."""
+    return config.ffn_hidden if config.ffn_hidden else 4 * config.width
