@@ -1,5 +1,6 @@
 """Scaled dot-product attention: softmax(Q K^T / sqrt(d_k)) V, with causal and key-padding masks."""
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -36,22 +37,62 @@ def check_key_padding_mask(key_padding_mask, B, S):
     return key_padding_mask
 
 
-def attention_forward(q, k, v, causal=False, key_padding_mask=None):
+class AttentionCache(NamedTuple):
+    """What attention_forward leaves for the backward. Every backend fills the same fields, so a
+    forward on one backend can feed the backward of another."""
+    q: np.ndarray                   # (B, H, T, D)
+    k: np.ndarray                   # (B, H, S, D)
+    v: np.ndarray                   # (B, H, S, D)
+    out: np.ndarray                 # (B, H, T, D)
+    lse: np.ndarray                 # (B, H, T) log-sum-exp of each row's masked scores (-inf if all masked)
+    weights: np.ndarray | None      # (B, H, T, S) softmax weights, or None when not kept
+    scale: float                    # 1 / sqrt(D)
+    causal: bool
+    key_padding_mask: np.ndarray | None   # (B, S) bool, True = padding
+
+
+def attention_scores(q, k, scale, causal, key_padding_mask):
+    """scores = q k^T * scale with masked entries set to -inf. -> (B, H, T, S)."""
+    T, S = q.shape[2], k.shape[2]
+    scores = (q @ k.swapaxes(-1, -2)) * scale           # (B, H, T, S)
+    mask = build_attention_mask(T, S, causal, key_padding_mask)
+    if mask is not None:
+        scores = np.where(mask, -np.inf, scores)        # (B, H, T, S)
+    return scores
+
+
+def attention_forward(q, k, v, causal=False, key_padding_mask=None, need_weights=True):
     """out = softmax(q k^T / sqrt(D) + mask) v, for every batch entry and head at once.
 
     q: (B, H, T, D), k: (B, H, S, D), v: (B, H, S, D) -> out: (B, H, T, D).
-    Masked scores become -inf before the softmax, so their weights are exactly 0.
-    cache: (q, k, v, weights, scale); weights (B, H, T, S) are also what attention maps plot.
+    Masked scores become -inf before the softmax, so their weights are exactly 0; a query whose
+    every key is masked gets zero weights and a zero output.
+    cache: an AttentionCache; its weights (B, H, T, S) are what attention maps plot. With
+    need_weights=False they are dropped after use (the backward recomputes them from q, k, lse).
     """
     B, H, T, D = q.shape
     S = k.shape[2]
     key_padding_mask = check_key_padding_mask(key_padding_mask, B, S)
     scale = 1.0 / math.sqrt(D)                          # a Python float keeps q's dtype
-    scores = (q @ k.swapaxes(-1, -2)) * scale           # (B, H, T, S)
-    mask = build_attention_mask(T, S, causal, key_padding_mask)
-    weights, _ = softmax_forward(scores, mask)          # (B, H, T, S), rows sum to 1
+    scores = attention_scores(q, k, scale, causal, key_padding_mask)   # (B, H, T, S)
+    weights, _ = softmax_forward(scores)                # (B, H, T, S), rows sum to 1 (or 0)
     out = weights @ v                                   # (B, H, T, D)
-    return out, (q, k, v, weights, scale)
+    row_max = scores.max(axis=-1)                       # (B, H, T)
+    safe_max = np.where(np.isfinite(row_max), row_max, 0)                   # (B, H, T)
+    with np.errstate(divide="ignore"):                  # log(0) = -inf for fully masked rows
+        lse = safe_max + np.log(np.exp(scores - safe_max[..., None]).sum(axis=-1))   # (B, H, T)
+    cache = AttentionCache(q, k, v, out, lse.astype(q.dtype), weights if need_weights else None,
+                           scale, causal, key_padding_mask)
+    return out, cache
+
+
+def attention_weights_from_cache(cache):
+    """The (B, H, T, S) softmax weights: kept ones, or recomputed as exp(scores - lse)."""
+    if cache.weights is not None:
+        return cache.weights
+    scores = attention_scores(cache.q, cache.k, cache.scale, cache.causal, cache.key_padding_mask)
+    lse = np.where(np.isfinite(cache.lse), cache.lse, np.inf)[..., None]   # fully masked rows -> 0
+    return np.exp(scores - lse)                         # (B, H, T, S)
 
 
 def attention_backward(dout, cache):
@@ -62,7 +103,8 @@ def attention_backward(dout, cache):
         scores = q k^T * scale    ->  dq = dscores k * scale,  dk = dscores^T q * scale
     dout: (B, H, T, D) -> dq: (B, H, T, D), dk: (B, H, S, D), dv: (B, H, S, D).
     """
-    q, k, v, weights, scale = cache
+    q, k, v, scale = cache.q, cache.k, cache.v, cache.scale
+    weights = attention_weights_from_cache(cache)       # (B, H, T, S)
     dweights = dout @ v.swapaxes(-1, -2)                # (B, H, T, S)
     dv = weights.swapaxes(-1, -2) @ dout                # (B, H, S, D)
     dscores = softmax_backward(dweights, weights)       # (B, H, T, S); masked entries get 0

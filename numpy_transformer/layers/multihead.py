@@ -42,17 +42,32 @@ class MultiHeadAttention(Layer):
     def children(self):
         return [("query", self.query), ("key", self.key), ("value", self.value), ("out", self.out)]
 
-    def forward(self, x, memory=None, causal=False, key_padding_mask=None):
-        """x: (B, T, C), memory: (B, S, C) or None -> (B, T, C)."""
+    def forward(self, x, memory=None, causal=False, key_padding_mask=None, kv_cache=None, need_weights=True):
+        """x: (B, T, C), memory: (B, S, C) or None -> (B, T, C).
+
+        kv_cache: for generation only, a dict that keeps this layer's keys and values of earlier
+        positions ("k", "v": (B, H, S_past, D)); the new ones are appended and the queries attend
+        to all of them. Nothing is kept for backward when it is given.
+        need_weights: keep the (B, H, T, S) weights in self.attention_weights (for plotting).
+        """
         is_cross = memory is not None
         source = memory if is_cross else x                               # (B, S, C)
         q = split_heads(self.query.forward(x), self.num_heads)           # (B, H, T, D)
         k = split_heads(self.key.forward(source), self.num_heads)        # (B, H, S, D)
         v = split_heads(self.value.forward(source), self.num_heads)      # (B, H, S, D)
-        heads, attn_cache = attention_forward(q, k, v, causal, key_padding_mask)   # (B, H, T, D)
+        if kv_cache is not None:
+            if kv_cache.get("k") is not None:
+                k = np.concatenate([kv_cache["k"], k], axis=2)           # (B, H, S_past + T, D)
+                v = np.concatenate([kv_cache["v"], v], axis=2)           # (B, H, S_past + T, D)
+            kv_cache["k"], kv_cache["v"] = k, v
+        heads, attn_cache = attention_forward(q, k, v, causal, key_padding_mask, need_weights)  # (B, H, T, D)
         merged = merge_heads(heads)                                      # (B, T, C)
         out = self.out.forward(merged)                                   # (B, T, C)
-        self.attention_weights = attn_cache[3]                           # (B, H, T, S)
+        self.attention_weights = attn_cache.weights                      # (B, H, T, S) or None
+        if kv_cache is not None:                                         # inference: no backward
+            for layer in (self.query, self.key, self.value, self.out):
+                layer.cache = None
+            return out
         self.cache = (attn_cache, is_cross)
         return out
 

@@ -28,9 +28,12 @@ class EncoderLayer(Layer):
         """(B, H, T, T) weights of the last forward."""
         return self.attn.sublayer.attention_weights
 
-    def forward(self, x, causal=False, key_padding_mask=None, rng=None):
-        """x: (B, T, C) -> (B, T, C)."""
-        h = self.attn.forward(x, rng, causal=causal, key_padding_mask=key_padding_mask)   # (B, T, C)
+    def forward(self, x, causal=False, key_padding_mask=None, rng=None, kv_cache=None):
+        """x: (B, T, C) -> (B, T, C). kv_cache: see MultiHeadAttention.forward (generation only)."""
+        attn_kwargs = dict(causal=causal, key_padding_mask=key_padding_mask)
+        if kv_cache is not None:
+            attn_kwargs["kv_cache"] = kv_cache
+        h = self.attn.forward(x, rng, **attn_kwargs)                                        # (B, T, C)
         y = self.ffn.forward(h, rng)                                                        # (B, T, C)
         return y
 

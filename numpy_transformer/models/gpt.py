@@ -38,6 +38,12 @@ class GPTConfig:
     seed: int = 0
 
 
+def kv_cache_length(kv_cache):
+    """How many positions a KV cache already holds."""
+    k = kv_cache[0]["k"]
+    return 0 if k is None else k.shape[2]
+
+
 class GPT(Layer):
     def __init__(self, config: GPTConfig):
         super().__init__()
@@ -65,12 +71,18 @@ class GPT(Layer):
             kids.append(("final_norm", self.final_norm))
         return kids + [("head", self.head)]
 
-    def forward(self, ids, targets=None, rng=None):
-        """ids: (B, T) -> (logits (B, T, V), loss or None). targets: (B, T), already shifted."""
-        ids = check_ids(ids, self.config.max_len)
-        x = self.embed.forward(ids, rng=rng)                        # (B, T, C)
-        for block in self.blocks:
-            x = block.forward(x, causal=True, rng=rng)              # (B, T, C)
+    def forward(self, ids, targets=None, rng=None, kv_cache=None):
+        """ids: (B, T) -> (logits (B, T, V), loss or None). targets: (B, T), already shifted.
+
+        kv_cache: for generation, the list from new_kv_cache(); ids are then only the NEW tokens,
+        placed after the cached ones. No backward is possible after such a forward.
+        """
+        offset = 0 if kv_cache is None else kv_cache_length(kv_cache)
+        ids = check_ids(ids, self.config.max_len - offset)
+        x = self.embed.forward(ids, offset=offset, rng=rng)         # (B, T, C)
+        for i, block in enumerate(self.blocks):
+            layer_cache = None if kv_cache is None else kv_cache[i]
+            x = block.forward(x, causal=True, rng=rng, kv_cache=layer_cache)   # (B, T, C)
         if self.final_norm is not None:
             x = self.final_norm.forward(x)                          # (B, T, C)
         logits = self.head.forward(x)                               # (B, T, V)
@@ -93,6 +105,10 @@ class GPT(Layer):
         for block in reversed(self.blocks):
             dx = block.backward(dx)                                 # (B, T, C)
         self.embed.backward(dx)
+
+    def new_kv_cache(self):
+        """An empty key/value cache: one dict per block, filled by forward(..., kv_cache=cache)."""
+        return [{"k": None, "v": None} for _ in self.blocks]
 
     def attention_maps(self):
         """[(B, H, T, T) per layer] from the last forward: row t is what position t attended to."""
