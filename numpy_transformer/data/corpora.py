@@ -58,15 +58,24 @@ def shakespeare_play_files() -> dict[str, str]:
     return dict(sorted(plays.items()))
 
 
-_ESCAPED = re.compile(r"\\([^\w\s])")                  # Markdown escape: "\[" -> "["
-_INLINE_DIRECTION = re.compile(r"_+\\?\[[^\]]*\]_+")   # "__\[Awaking]_" inside a speech
-_SPEAKER = re.compile(r"^\*\*(.+?)\*\*\s*$")           # "**First Witch**"
+_ESCAPED = re.compile(r"\\([^\w\s])")                     # Markdown escape: "\[" -> "["
+_INLINE_DIRECTION = re.compile(r"[_*]*\\?\[([^\]]*)\][_*]*")  # "__\[Aside]_", "*[Reads.]*" in a line
+_SPEAKER = re.compile(r"^\*\*(.+?)\*\*\s*$")                  # "**First Witch**"
 
 
-def _direction_text(paragraph: str) -> str:
-    """'_Enter ROSS_' or '*Enter ROSS*' -> 'Enter ROSS' (one line)."""
-    joined = " ".join(line.strip() for line in paragraph.splitlines())
-    return joined.strip("_*").strip()
+def _is_direction(text: str) -> bool:
+    """True for an italic line or paragraph: "_Exeunt_", "*Sound a horn.*" (not "**NAME**")."""
+    text = text.strip()
+    if text.startswith("**") or len(text) < 2:
+        return False
+    return text[0] in "_*" and text[-1] in "_*"
+
+
+def _direction_text(text: str) -> str:
+    """'_Enter ROSS,\nwith others_' -> '[Enter ROSS, with others]' (one line, escapes and marks removed)."""
+    joined = " ".join(line.strip() for line in text.splitlines())
+    joined = _ESCAPED.sub(r"\1", joined)
+    return "[" + joined.strip("_*[] ").replace("_", "").replace("[", "").replace("]", "") + "]"
 
 
 def play_markdown_to_text(markdown: str, stage_directions: bool = False) -> str:
@@ -78,40 +87,46 @@ def play_markdown_to_text(markdown: str, stage_directions: bool = False) -> str:
 
     Speeches are separated by one blank line. Markdown markup (bold speaker names, the two
     trailing spaces of each verse line, backslash escapes) is removed. Titles, act/scene
-    headings and stage directions ("_Exeunt_", "__[Aside]_") are dropped unless
-    stage_directions=True, in which case they are kept as plain lines (directions in [brackets]).
+    headings and stage directions ("_Exeunt_", "__\\[Aside]_") are dropped unless
+    stage_directions=True, in which case they are kept as plain lines, directions in [brackets].
     """
-    blocks = []
+    blocks = []          # each block: the lines of one speech (or heading / direction)
     for paragraph in re.split(r"\n\s*\n", markdown):
-        paragraph = paragraph.strip("\n")
         if not paragraph.strip():
             continue
-        first_line = paragraph.lstrip().split("\n", 1)[0]
-        if first_line.startswith("#"):
+        lines = [line.strip() for line in paragraph.strip().split("\n")]
+        if lines[0].startswith("#"):                       # title, act or scene heading
             if stage_directions:
-                blocks.append(first_line.lstrip("#").strip())
+                blocks.append([lines[0].lstrip("#").strip()])
             continue
-        speaker = _SPEAKER.match(first_line)
-        if speaker is None and first_line.startswith(("_", "*")) and paragraph.rstrip().endswith(("_", "*")):
+        if _is_direction(paragraph):                       # a stage direction paragraph
             if stage_directions:
-                blocks.append("[" + _direction_text(paragraph) + "]")
+                blocks.append([_direction_text(paragraph)])
             continue
-        lines = paragraph.split("\n")
-        out_lines = []
-        if speaker is not None:
-            out_lines.append(speaker.group(1).strip() + ":")
-            lines = lines[1:]
+        current = []
         for line in lines:
+            speaker = _SPEAKER.match(line)
+            if speaker is not None:                        # a new speech starts
+                if current:
+                    blocks.append(current)
+                current = [speaker.group(1).strip() + ":"]
+                continue
+            if _is_direction(line):                        # "_\\[To LUCIUS]_" on its own line
+                if stage_directions:
+                    current.append(_direction_text(line))
+                continue
             if stage_directions:
-                line = _INLINE_DIRECTION.sub(lambda m: "[" + m.group(0).strip("_\\[]") + "]", line)
+                line = _INLINE_DIRECTION.sub(lambda m: "[" + m.group(1).strip() + "]", line)
             else:
                 line = _INLINE_DIRECTION.sub("", line)
             line = _ESCAPED.sub(r"\1", line).strip()
             if line:
-                out_lines.append(line)
-        if len(out_lines) > (1 if speaker is not None else 0):
-            blocks.append("\n".join(out_lines))
-    return "\n\n".join(blocks) + "\n"
+                current.append(line)
+        if current:
+            blocks.append(current)
+    # a speaker whose every line was a dropped direction leaves "NAME:" alone: drop it too
+    kept = [block for block in blocks if not (len(block) == 1 and block[0].endswith(":"))]
+    return "\n\n".join("\n".join(block) for block in kept) + "\n"
 
 
 def load_shakespeare(plays=None, stage_directions: bool = False) -> str:
