@@ -88,6 +88,11 @@ class Layer:
         self.cache = None
         return cache
 
+    def clear_caches(self):
+        """Drop every cache in this layer and its children (after a forward whose backward won't run)."""
+        for _, layer in self.named_layers():
+            layer.cache = None
+
     def __repr__(self):
         shapes = ", ".join(f"{k}{tuple(v.shape)}" for k, v in self.params.items())
         return f"{type(self).__name__}({shapes})"

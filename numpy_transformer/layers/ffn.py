@@ -23,9 +23,11 @@ class FeedForward(Layer):
         pre = self.fc1.forward(x)          # (B, T, F)  x W1 + b1
         hidden = self.act.forward(pre)     # (B, T, F)  act(...)
         out = self.fc2.forward(hidden)     # (B, T, C)  ... W2 + b2
+        self.cache = ("ffn",)              # the children hold the arrays; this marks "forward ran"
         return out
 
     def backward(self, dout):
+        self.pop_cache()
         dhidden = self.fc2.backward(dout)  # (B, T, F)
         dpre = self.act.backward(dhidden)  # (B, T, F)
         dx = self.fc1.backward(dpre)       # (B, T, C)

@@ -35,9 +35,11 @@ class EncoderLayer(Layer):
             attn_kwargs["kv_cache"] = kv_cache
         h = self.attn.forward(x, rng, **attn_kwargs)                                        # (B, T, C)
         y = self.ffn.forward(h, rng)                                                        # (B, T, C)
+        self.cache = ("encoder layer",) if kv_cache is None else None
         return y
 
     def backward(self, dy):
+        self.pop_cache()
         dh = self.ffn.backward(dy)         # (B, T, C)
         dx = self.attn.backward(dh)        # (B, T, C)
         return dx
@@ -71,10 +73,12 @@ class DecoderLayer(Layer):
         h1 = self.self_attn.forward(y, rng, causal=True, key_padding_mask=target_padding_mask)       # (B, T, C)
         h2 = self.cross_attn.forward(h1, rng, memory=memory, key_padding_mask=memory_padding_mask)   # (B, T, C)
         out = self.ffn.forward(h2, rng)                                                              # (B, T, C)
+        self.cache = ("decoder layer",)
         return out
 
     def backward(self, dout):
         """dout: (B, T, C) -> dy: (B, T, C), dmemory: (B, S, C)."""
+        self.pop_cache()
         dh2 = self.ffn.backward(dout)                      # (B, T, C)
         dh1, dmemory = self.cross_attn.backward(dh2)       # (B, T, C), (B, S, C)
         dy = self.self_attn.backward(dh1)                  # (B, T, C)
