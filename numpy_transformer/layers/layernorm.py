@@ -1,6 +1,7 @@
 """Layer normalisation (Ba, Kiros and Hinton, 2016): normalise each token's vector, then scale and shift."""
 import numpy as np
 
+from .. import backend
 from .base import Layer
 
 
@@ -48,11 +49,12 @@ class LayerNorm(Layer):
         self.add_param("beta", np.zeros(width, dtype=dtype))
 
     def forward(self, x):
-        y, self.cache = layernorm_forward(x, self.params["gamma"], self.params["beta"], self.eps)
+        forward = backend.dispatch(layernorm_forward)      # NumPy reference or its Numba twin
+        y, self.cache = forward(x, self.params["gamma"], self.params["beta"], self.eps)
         return y
 
     def backward(self, dy):
-        dx, dgamma, dbeta = layernorm_backward(dy, self.pop_cache())
+        dx, dgamma, dbeta = backend.dispatch(layernorm_backward)(dy, self.pop_cache())
         self.dparams["gamma"] += dgamma
         self.dparams["beta"] += dbeta
         return dx

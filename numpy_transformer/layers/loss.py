@@ -1,6 +1,7 @@
 """Softmax cross-entropy over the vocabulary, fused: the backward is simply (p - target) / N."""
 import numpy as np
 
+from .. import backend
 from .base import Layer
 
 
@@ -64,8 +65,9 @@ class CrossEntropyLoss(Layer):
         self.label_smoothing = label_smoothing
 
     def forward(self, logits, targets):
-        loss, self.cache = cross_entropy_forward(logits, targets, self.ignore_index, self.label_smoothing)
+        forward = backend.dispatch(cross_entropy_forward)  # NumPy reference or its Numba twin
+        loss, self.cache = forward(logits, targets, self.ignore_index, self.label_smoothing)
         return loss
 
     def backward(self, dloss=1.0):
-        return cross_entropy_backward(dloss, self.pop_cache())
+        return backend.dispatch(cross_entropy_backward)(dloss, self.pop_cache())

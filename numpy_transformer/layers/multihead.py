@@ -1,6 +1,7 @@
 """Multi-head attention: project to H heads of size D = C / H, attend in each, merge, project back."""
 import numpy as np
 
+from .. import backend
 from .attention import attention_backward, attention_forward
 from .base import Layer
 from .linear import Linear
@@ -24,7 +25,11 @@ class MultiHeadAttention(Layer):
 
     forward: q = x Wq, k = m Wk, v = m Wv (m = memory or x), split into H heads,
              a = attention(q, k, v) per head, merged, then out = a Wo.
-    After forward, ``self.attention_weights`` holds the (B, H, T, S) softmax weights for plotting.
+    After forward, ``self.attention_weights`` holds the (B, H, T, S) softmax weights for plotting,
+    or None when they were not kept: ``keep_weights`` (True by default, for teaching) decides unless
+    forward is given need_weights. Training loops turn it off for speed (see
+    models.common.keep_attention_weights); the backward never needs the weights.
+    The attention itself runs on the current backend (numpy_transformer.backend).
     backward returns dx for self-attention, and (dx, dmemory) for cross-attention.
     """
 
@@ -38,18 +43,22 @@ class MultiHeadAttention(Layer):
         self.value = Linear(width, width, rng, dtype=dtype)
         self.out = Linear(width, width, rng, dtype=dtype)
         self.attention_weights = None
+        self.keep_weights = True
 
     def children(self):
         return [("query", self.query), ("key", self.key), ("value", self.value), ("out", self.out)]
 
-    def forward(self, x, memory=None, causal=False, key_padding_mask=None, kv_cache=None, need_weights=True):
+    def forward(self, x, memory=None, causal=False, key_padding_mask=None, kv_cache=None, need_weights=None):
         """x: (B, T, C), memory: (B, S, C) or None -> (B, T, C).
 
         kv_cache: for generation only, a dict that keeps this layer's keys and values of earlier
         positions ("k", "v": (B, H, S_past, D)); the new ones are appended and the queries attend
         to all of them. Nothing is kept for backward when it is given.
-        need_weights: keep the (B, H, T, S) weights in self.attention_weights (for plotting).
+        need_weights: keep the (B, H, T, S) weights in self.attention_weights (for plotting);
+        None means self.keep_weights.
         """
+        if need_weights is None:
+            need_weights = self.keep_weights
         is_cross = memory is not None
         source = memory if is_cross else x                               # (B, S, C)
         q = split_heads(self.query.forward(x), self.num_heads)           # (B, H, T, D)
@@ -60,7 +69,8 @@ class MultiHeadAttention(Layer):
                 k = np.concatenate([kv_cache["k"], k], axis=2)           # (B, H, S_past + T, D)
                 v = np.concatenate([kv_cache["v"], v], axis=2)           # (B, H, S_past + T, D)
             kv_cache["k"], kv_cache["v"] = k, v
-        heads, attn_cache = attention_forward(q, k, v, causal, key_padding_mask, need_weights)  # (B, H, T, D)
+        attend = backend.dispatch(attention_forward)                     # NumPy reference or Numba kernel
+        heads, attn_cache = attend(q, k, v, causal, key_padding_mask, need_weights)   # (B, H, T, D)
         merged = merge_heads(heads)                                      # (B, T, C)
         out = self.out.forward(merged)                                   # (B, T, C)
         self.attention_weights = attn_cache.weights                      # (B, H, T, S) or None
@@ -75,7 +85,7 @@ class MultiHeadAttention(Layer):
         attn_cache, is_cross = self.pop_cache()
         dmerged = self.out.backward(dout)                                # (B, T, C)
         dheads = split_heads(dmerged, self.num_heads)                    # (B, H, T, D)
-        dq, dk, dv = attention_backward(dheads, attn_cache)              # (B, H, T|S, D)
+        dq, dk, dv = backend.dispatch(attention_backward)(dheads, attn_cache)   # (B, H, T|S, D)
         dx = self.query.backward(merge_heads(dq))                        # (B, T, C)
         dsource = self.key.backward(merge_heads(dk))                     # (B, S, C)
         dsource = dsource + self.value.backward(merge_heads(dv))         # (B, S, C): k and v share m

@@ -2,6 +2,7 @@
 import numpy as np
 
 from ..layers.base import check_float_dtype
+from ..layers.multihead import MultiHeadAttention
 
 
 def check_config(config):
@@ -35,3 +36,13 @@ def check_ids(ids, max_len, what="token ids"):
 def hidden_width(config):
     """The FFN's inner width F: config.ffn_hidden, or 4 C as in the paper."""
     return config.ffn_hidden if config.ffn_hidden else 4 * config.width
+
+
+def keep_attention_weights(model, keep=True):
+    """Keep (True, the default of every model, for attention maps) or drop each attention layer's
+    (B, H, T, S) weights after forward. Training does not need them: dropping them lets the Numba
+    backend skip the T x T matrix altogether. Works on any model or layer; returns the model."""
+    for _, layer in model.named_layers():
+        if isinstance(layer, MultiHeadAttention):
+            layer.keep_weights = keep
+    return model

@@ -1,0 +1,88 @@
+"""The one switch between the NumPy reference and the Numba kernels.
+
+    NUMPY_TRANSFORMER_BACKEND=numpy python train.py     # the environment variable, read at import
+    backend.set_backend("numba"); backend.get_backend()  # a function
+    with backend.use_backend("numpy"): ...              # a context manager, restores the old one
+
+"numba" is the default when Numba imports; "numpy" is always available. The layer shells ask
+``backend.dispatch(f)`` for the function to call: ``f`` itself (a pure NumPy function from layers/)
+on "numpy", or its twin of the same name in numpy_transformer/kernels/ on "numba". Twins take the
+same arguments and return the same outputs and cache, so a forward on one backend can feed the
+backward of the other.
+
+Threading: Numba's parallel loops run on OpenMP workers that by default keep spinning for a while
+after a loop ends, so the BLAS call that follows finds both cores busy (measured on this project's
+2-core machine: a training step 2.2x slower with kernels than without). numpy_transformer/__init__.py
+therefore sets OMP_WAIT_POLICY=PASSIVE (unless you set it yourself) before Numba can start threads;
+``python -m numpy_transformer.bench`` measures the step with and without it.
+"""
+import importlib
+import os
+from contextlib import contextmanager
+
+BACKENDS = ("numba", "numpy")
+ENV_VAR = "NUMPY_TRANSFORMER_BACKEND"
+
+
+def numba_available():
+    """True when Numba imports (it is in requirements.txt, but the reference never needs it)."""
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def check_backend(name):
+    if name not in BACKENDS:
+        raise ValueError(f"backend {name!r} is unknown; choose one of {BACKENDS}")
+    if name == "numba" and not numba_available():
+        raise ValueError("backend 'numba' needs Numba, which does not import here; use 'numpy'")
+    return name
+
+
+def default_backend():
+    """The environment variable if set, else "numba" when it imports, else "numpy"."""
+    requested = os.environ.get(ENV_VAR, "").strip().lower()
+    if requested:
+        return check_backend(requested)
+    return "numba" if numba_available() else "numpy"
+
+
+# The current backend: the only module-level state, changed only by the functions below.
+_current = default_backend()
+
+
+def get_backend():
+    """"numba" or "numpy"."""
+    return _current
+
+
+def set_backend(name):
+    """Switch every layer to the given backend ("numba" or "numpy") from the next forward on."""
+    global _current
+    _current = check_backend(name)
+
+
+@contextmanager
+def use_backend(name):
+    """with use_backend("numpy"): ... runs the block on that backend and restores the previous one."""
+    previous = get_backend()
+    set_backend(name)
+    try:
+        yield name
+    finally:
+        set_backend(previous)
+
+
+def dispatch(reference):
+    """The function to call for ``reference`` (a pure function from numpy_transformer.layers).
+
+    On "numpy": reference itself. On "numba": the function of the same name in the kernels module
+    of the same name, e.g. layers.layernorm.layernorm_forward -> kernels.layernorm.layernorm_forward.
+    """
+    if _current == "numpy":
+        return reference
+    module_name = reference.__module__.rsplit(".", 1)[-1]          # "layernorm"
+    kernels = importlib.import_module(f"numpy_transformer.kernels.{module_name}")
+    return getattr(kernels, reference.__name__)

@@ -1,0 +1,100 @@
+"""LayerNorm in Numba: the twin of layers/layernorm.py (same arguments, outputs and cache).
+
+One pass per row instead of NumPy's six array-wide passes and temporaries:
+    forward:  mu = mean(x), var = mean((x - mu)^2), inv_std = 1 / sqrt(var + eps),
+              xhat = (x - mu) inv_std, y = gamma xhat + beta
+    backward: dxhat = dy gamma
+              dx = inv_std (dxhat - mean(dxhat) - xhat mean(dxhat xhat))
+              dgamma = sum_rows dy xhat,  dbeta = sum_rows dy   (split by columns across threads)
+"""
+import math
+
+import numpy as np
+from numba import njit, prange
+
+COLUMN_CHUNK = 32       # columns per parallel task of the dgamma / dbeta reduction
+
+
+def layernorm_forward_loops(x, gamma, beta, eps, y, xhat, inv_std):
+    """x: (N, C) -> fills y (N, C), xhat (N, C), inv_std (N, 1)."""
+    N, C = x.shape
+    zero = x.dtype.type(0)
+    one = x.dtype.type(1)
+    eps = x.dtype.type(eps)
+    count = x.dtype.type(C)
+    for n in prange(N):                                 # rows are independent
+        total = zero
+        for c in range(C):
+            total += x[n, c]
+        mu = total / count
+        square_sum = zero
+        for c in range(C):
+            centred = x[n, c] - mu
+            square_sum += centred * centred
+        row_inv_std = one / math.sqrt(square_sum / count + eps)
+        inv_std[n, 0] = row_inv_std
+        for c in range(C):
+            normed = (x[n, c] - mu) * row_inv_std
+            xhat[n, c] = normed
+            y[n, c] = normed * gamma[c] + beta[c]
+
+
+def layernorm_backward_loops(dy, xhat, gamma, inv_std, dx, dgamma, dbeta):
+    """dy, xhat: (N, C), inv_std: (N, 1) -> fills dx (N, C), dgamma (C,), dbeta (C,)."""
+    N, C = dy.shape
+    zero = dy.dtype.type(0)
+    count = dy.dtype.type(C)
+    for n in prange(N):
+        sum_dxhat = zero
+        sum_dxhat_xhat = zero
+        for c in range(C):
+            dxhat = dy[n, c] * gamma[c]
+            sum_dxhat += dxhat
+            sum_dxhat_xhat += dxhat * xhat[n, c]
+        mean_dxhat = sum_dxhat / count
+        mean_dxhat_xhat = sum_dxhat_xhat / count
+        for c in range(C):
+            dxhat = dy[n, c] * gamma[c]
+            dx[n, c] = inv_std[n, 0] * (dxhat - mean_dxhat - xhat[n, c] * mean_dxhat_xhat)
+    num_chunks = (C + COLUMN_CHUNK - 1) // COLUMN_CHUNK
+    for chunk in prange(num_chunks):                    # each task owns its columns: no shared sums
+        first = chunk * COLUMN_CHUNK
+        last = min(first + COLUMN_CHUNK, C)
+        dgamma[first:last] = zero
+        dbeta[first:last] = zero
+        for n in range(N):
+            for c in range(first, last):
+                dgamma[c] += dy[n, c] * xhat[n, c]
+                dbeta[c] += dy[n, c]
+
+
+layernorm_forward_jit = njit(cache=True, parallel=True)(layernorm_forward_loops)
+layernorm_backward_jit = njit(cache=True, parallel=True)(layernorm_backward_loops)
+
+
+def layernorm_forward(x, gamma, beta, eps=1e-5):
+    """Numba twin of layers.layernorm.layernorm_forward. x: (..., C) -> y, cache (xhat, gamma, inv_std)."""
+    C = x.shape[-1]
+    rows = np.ascontiguousarray(x.reshape(-1, C))       # (N, C)
+    y = np.empty_like(rows)                             # (N, C)
+    xhat = np.empty_like(rows)                          # (N, C)
+    inv_std = np.empty((rows.shape[0], 1), dtype=x.dtype)   # (N, 1)
+    layernorm_forward_jit(rows, gamma.astype(x.dtype, copy=False), beta.astype(x.dtype, copy=False),
+                          eps, y, xhat, inv_std)
+    lead = x.shape[:-1]
+    return y.reshape(x.shape), (xhat.reshape(x.shape), gamma, inv_std.reshape(lead + (1,)))
+
+
+def layernorm_backward(dy, cache):
+    """Numba twin of layers.layernorm.layernorm_backward -> dx (..., C), dgamma (C,), dbeta (C,)."""
+    xhat, gamma, inv_std = cache
+    C = xhat.shape[-1]
+    dy_rows = np.ascontiguousarray(dy.reshape(-1, C), dtype=xhat.dtype)   # (N, C)
+    xhat_rows = np.ascontiguousarray(xhat.reshape(-1, C))                 # (N, C)
+    inv_std_rows = np.ascontiguousarray(inv_std.reshape(-1, 1))           # (N, 1)
+    dx = np.empty_like(dy_rows)                         # (N, C)
+    dgamma = np.empty(C, dtype=xhat.dtype)              # (C,)
+    dbeta = np.empty(C, dtype=xhat.dtype)               # (C,)
+    layernorm_backward_jit(dy_rows, xhat_rows, gamma.astype(xhat.dtype, copy=False), inv_std_rows,
+                           dx, dgamma, dbeta)
+    return dx.reshape(xhat.shape), dgamma, dbeta
