@@ -70,7 +70,7 @@ def exp_nonpositive_loops(values, count, pow2):
     ln2_lo = values.dtype.type(LN2_LO)
     for j in range(count):
         x = max(values[j], lowest)                      # -inf and underflow -> the 0 entry
-        n = math.floor(x * log2e + values.dtype.type(0.5))
+        n = values.dtype.type(math.floor(x * log2e + values.dtype.type(0.5)))   # a whole number, as a float
         r = (x - n * ln2_hi) - n * ln2_lo
         poly = one + r * (one + r * (one / 2 + r * (one / 6 + r * (one / 24 + r * (one / 120 + r * (
             one / 720 + r * (one / 5040 + r * (one / 40320 + r * (one / 362880 + r * (

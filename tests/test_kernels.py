@@ -1,0 +1,392 @@
+"""The Numba kernels against their own Python source, against the NumPy reference, and by gradient checks.
+
+What "the same result" means (docs/kernels.md):
+  - a jitted kernel equals its own Python source bit for bit (float64, small inputs);
+  - kernel and NumPy reference agree within rtol 1e-10 in float64 and FLOAT32_RTOL in float32;
+  - a forward on one backend feeds the backward of the other (same cache layout);
+  - a short float64 training run gives the same loss curve on both backends.
+Every test here also runs with NUMBA_DISABLE_JIT=1 (test_kernel_sources_run_as_python spawns that run).
+"""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import assert_gradcheck
+from numpy_transformer import backend
+from numpy_transformer.gradcheck import check_function
+from numpy_transformer.kernels import attention as attention_kernels
+from numpy_transformer.kernels import ffn as ffn_kernels
+from numpy_transformer.kernels import layernorm as layernorm_kernels
+from numpy_transformer.kernels import loss as loss_kernels
+from numpy_transformer.kernels.matmul import matmul_tiled, matmul_tiled_jit, matmul_tiled_loops
+from numpy_transformer.layers import activations, attention, layernorm, linear, loss
+from numpy_transformer.models import GPT, GPTConfig
+from numpy_transformer.models.common import keep_attention_weights
+
+JIT_DISABLED = os.environ.get("NUMBA_DISABLE_JIT", "0") == "1"
+FLOAT64_RTOL = 1e-10
+# float32: the worst error (largest |a - b| over max(largest |b|, 1), see same_scale_error) measured
+# over 5 seeds of every case below was 1.2e-6 (attention and FFN backward, whose sums run in another
+# order); LayerNorm and cross-entropy 2.3e-7. The bound leaves a margin of about 16x.
+FLOAT32_RTOL = 2e-5
+
+# (B, H, T, S, D, causal, padded): odd sizes on purpose
+ATTENTION_CASES = {
+    "one query": (2, 2, 1, 1, 4, True, False),
+    "T not a multiple of the key tile": (1, 2, 67, 67, 5, True, False),
+    "one head, padding": (2, 1, 6, 6, 3, False, True),
+    "cross-attention S > T, causal offset": (2, 2, 3, 7, 4, True, False),
+    "cross-attention S < T, padding": (2, 3, 7, 3, 4, False, True),
+    "causal S < T: early rows see nothing": (1, 2, 5, 3, 2, True, False),
+    "causal with padding": (3, 2, 9, 9, 8, True, True),
+}
+
+
+def same_scale_error(actual, expected):
+    """max |actual - expected| / max(max |expected|, 1): relative to the array's largest entry, so
+    near-zero entries (and all-zero gradients, e.g. dq when S = 1) cannot blow it up."""
+    expected = np.asarray(expected, dtype=np.float64)
+    scale = max(np.max(np.abs(expected), initial=0.0), 1.0)
+    return float(np.max(np.abs(np.asarray(actual, dtype=np.float64) - expected), initial=0.0) / scale)
+
+
+def assert_close(actual, expected, dtype):
+    assert np.asarray(actual).dtype == np.asarray(expected).dtype, (np.asarray(actual).dtype, np.asarray(expected).dtype)
+    if dtype == np.float64:
+        np.testing.assert_allclose(actual, expected, rtol=FLOAT64_RTOL, atol=1e-13)
+    else:
+        assert same_scale_error(actual, expected) < FLOAT32_RTOL
+
+
+def attention_inputs(case, rng, dtype=np.float64):
+    B, H, T, S, D, causal, padded = ATTENTION_CASES[case]
+    q = rng.standard_normal((B, H, T, D)).astype(dtype)
+    k = rng.standard_normal((B, H, S, D)).astype(dtype)
+    v = rng.standard_normal((B, H, S, D)).astype(dtype)
+    mask = None
+    if padded:
+        mask = rng.random((B, S)) < 0.4
+        mask[0, :] = True                        # one batch entry all padding: zero rows, lse = -inf
+        mask[-1, 0] = False
+    return q, k, v, causal, mask
+
+
+@pytest.fixture(params=["numpy", "numba"])
+def backend_name(request):
+    with backend.use_backend(request.param):
+        yield request.param
+
+
+# --- 1. a jitted kernel equals its own Python source, bit for bit ------------------------------------
+
+def python_source(jitted):
+    """The plain Python function behind a jitted kernel (the function itself when JIT is disabled)."""
+    return getattr(jitted, "py_func", jitted)
+
+
+def run_twice(jitted, make_args, outputs):
+    """Run the compiled kernel and its Python source on identical fresh arguments; return both outputs."""
+    results = []
+    for function in (jitted, python_source(jitted)):
+        args = make_args()
+        function(*args)
+        results.append([args[i].copy() for i in outputs])
+    return results
+
+
+@pytest.mark.parametrize("case", ["causal with padding", "cross-attention S > T, causal offset"])
+def test_bitwise_attention(case, rng):
+    q, k, v, causal, mask = attention_inputs(case, rng)
+    B, H, T, D = q.shape
+    S = k.shape[2]
+    padding = attention_kernels.padding_or_none(mask, B, S)
+    pow2 = attention_kernels.POW2[q.dtype]
+    k_t = np.ascontiguousarray(k.swapaxes(-1, -2))
+    v_t = np.ascontiguousarray(v.swapaxes(-1, -2))
+
+    def forward_args():
+        return (q, k_t, v, 0.5, causal, padding, pow2, np.zeros_like(q), np.zeros((B, H, T)),
+                np.zeros((B, H, T, S)), True)
+    compiled, python = run_twice(attention_kernels.attention_forward_jit, forward_args, (7, 8, 9))
+    for a, b in zip(compiled, python):
+        np.testing.assert_array_equal(a, b)
+    out, lse = compiled[0], compiled[1]
+    dout = rng.standard_normal(q.shape)
+
+    def backward_args():
+        return (dout, q, k, k_t, v_t, out, lse, 0.5, causal, padding, pow2,
+                np.zeros_like(q), np.zeros_like(k), np.zeros_like(v))
+    compiled, python = run_twice(attention_kernels.attention_backward_jit, backward_args, (11, 12, 13))
+    for a, b in zip(compiled, python):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("activation", ["relu", "gelu", "gelu_tanh"])
+def test_bitwise_bias_activation(activation, rng):
+    pre = rng.standard_normal((5, 70))
+    bias = rng.standard_normal(70)
+    dhidden = rng.standard_normal((5, 70))
+    code = ffn_kernels.activation_code(activation)
+    compiled, python = run_twice(ffn_kernels.bias_act_forward_jit,
+                                 lambda: (pre.copy(), bias, code, np.zeros_like(pre)), (0, 3))
+    for a, b in zip(compiled, python):
+        np.testing.assert_array_equal(a, b)
+    compiled, python = run_twice(ffn_kernels.bias_act_backward_jit,
+                                 lambda: (dhidden, pre, code, np.zeros_like(pre), np.zeros(70)), (3, 4))
+    for a, b in zip(compiled, python):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_bitwise_layernorm_and_loss(rng):
+    x = rng.standard_normal((6, 40))
+    gamma, beta = rng.standard_normal(40), rng.standard_normal(40)
+    compiled, python = run_twice(layernorm_kernels.layernorm_forward_jit,
+                                 lambda: (x, gamma, beta, 1e-5, np.zeros_like(x), np.zeros_like(x),
+                                          np.zeros((6, 1))), (4, 5, 6))
+    for a, b in zip(compiled, python):
+        np.testing.assert_array_equal(a, b)
+    dy = rng.standard_normal((6, 40))
+    compiled, python = run_twice(layernorm_kernels.layernorm_backward_jit,
+                                 lambda: (dy, x, gamma, np.ones((6, 1)), np.zeros_like(x), np.zeros(40),
+                                          np.zeros(40)), (4, 5, 6))
+    for a, b in zip(compiled, python):
+        np.testing.assert_array_equal(a, b)
+    logits = rng.standard_normal((6, 11))
+    targets = np.array([1, 0, -100, 10, 3, 3])
+    compiled, python = run_twice(loss_kernels.cross_entropy_forward_jit,
+                                 lambda: (logits, targets, -100, 0.1, np.zeros_like(logits),
+                                          np.zeros_like(logits), np.zeros(6)), (4, 5, 6))
+    for a, b in zip(compiled, python):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_bitwise_matmul(rng):
+    a, b = rng.standard_normal((37, 9)), rng.standard_normal((9, 21))
+    compiled, python = run_twice(matmul_tiled_jit, lambda: (a, b, np.zeros((37, 21))), (2,))
+    np.testing.assert_array_equal(compiled[0], python[0])
+    assert python_source(matmul_tiled_jit) is matmul_tiled_loops
+
+
+# --- 2. kernel vs NumPy reference, and caches crossing backends -------------------------------------
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", list(ATTENTION_CASES))
+def test_attention_matches_reference(case, dtype, rng):
+    q, k, v, causal, mask = attention_inputs(case, rng, dtype)
+    out_ref, cache_ref = attention.attention_forward(q, k, v, causal, mask)
+    out_ker, cache_ker = attention_kernels.attention_forward(q, k, v, causal, mask)
+    assert_close(out_ker, out_ref, dtype)
+    assert_close(cache_ker.weights, cache_ref.weights, dtype)
+    finite = np.isfinite(cache_ref.lse)
+    np.testing.assert_array_equal(np.isfinite(cache_ker.lse), finite)      # -inf exactly where nothing is seen
+    assert_close(cache_ker.lse[finite], cache_ref.lse[finite], dtype)
+    dout = rng.standard_normal(q.shape).astype(dtype)
+    grads_ref = attention.attention_backward(dout, cache_ref)
+    no_weights = lambda cache: cache._replace(weights=None)
+    for grads in (attention_kernels.attention_backward(dout, cache_ref),      # NumPy cache -> Numba backward
+                  attention.attention_backward(dout, cache_ker),              # Numba cache -> NumPy backward
+                  attention.attention_backward(dout, no_weights(cache_ker)),  # ... recomputing the weights
+                  attention_kernels.attention_backward(dout, no_weights(cache_ker))):
+        for grad, grad_ref in zip(grads, grads_ref):
+            assert_close(grad, grad_ref, dtype)
+
+
+def test_attention_without_weights_keeps_none_and_same_output(rng):
+    q, k, v, causal, mask = attention_inputs("causal with padding", rng)
+    out_with, _ = attention_kernels.attention_forward(q, k, v, causal, mask, need_weights=True)
+    out_without, cache = attention_kernels.attention_forward(q, k, v, causal, mask, need_weights=False)
+    assert cache.weights is None
+    np.testing.assert_array_equal(out_with, out_without)
+    again, _ = attention_kernels.attention_forward(q, k, v, causal, mask, need_weights=False)
+    np.testing.assert_array_equal(again, out_without)                      # same inputs: same bits
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("activation", ["relu", "gelu", "gelu_tanh"])
+def test_ffn_matches_reference(activation, dtype, rng):
+    x = rng.standard_normal((2, 5, 6)).astype(dtype)
+    w1, b1 = rng.standard_normal((6, 13)).astype(dtype), rng.standard_normal(13).astype(dtype)
+    w2, b2 = rng.standard_normal((13, 6)).astype(dtype), rng.standard_normal(6).astype(dtype)
+    act_forward, act_backward = {
+        "relu": (activations.relu_forward, activations.relu_backward),
+        "gelu": (lambda z: activations.gelu_forward(z, "none"), activations.gelu_backward),
+        "gelu_tanh": (lambda z: activations.gelu_forward(z, "tanh"), activations.gelu_backward)}[activation]
+    pre, cache1 = linear.linear_forward(x, w1, b1)
+    hidden, cache_act = act_forward(pre)
+    out_ref, cache2 = linear.linear_forward(hidden, w2, b2)
+    out_ker, cache_ker = ffn_kernels.ffn_forward(x, w1, b1, w2, b2, activation)
+    assert_close(out_ker, out_ref, dtype)
+    dout = rng.standard_normal(out_ref.shape).astype(dtype)
+    dhidden, dw2, db2 = linear.linear_backward(dout, cache2)
+    dx, dw1, db1 = linear.linear_backward(act_backward(dhidden, cache_act), cache1)
+    for grad, grad_ref in zip(ffn_kernels.ffn_backward(dout, cache_ker), (dx, dw1, db1, dw2, db2)):
+        assert_close(grad, grad_ref, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_layernorm_matches_reference_and_caches_cross(dtype, rng):
+    x = (rng.standard_normal((3, 5, 24)) * 3 + 1).astype(dtype)
+    gamma, beta = rng.standard_normal(24).astype(dtype), rng.standard_normal(24).astype(dtype)
+    y_ref, cache_ref = layernorm.layernorm_forward(x, gamma, beta)
+    y_ker, cache_ker = layernorm_kernels.layernorm_forward(x, gamma, beta)
+    assert_close(y_ker, y_ref, dtype)
+    for part_ker, part_ref in zip(cache_ker, cache_ref):
+        assert part_ker.shape == part_ref.shape
+        assert_close(part_ker, part_ref, dtype)
+    dy = rng.standard_normal(x.shape).astype(dtype)
+    grads_ref = layernorm.layernorm_backward(dy, cache_ref)
+    for grads in (layernorm_kernels.layernorm_backward(dy, cache_ref), layernorm.layernorm_backward(dy, cache_ker)):
+        for grad, grad_ref in zip(grads, grads_ref):
+            assert_close(grad, grad_ref, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_cross_entropy_matches_reference_and_caches_cross(smoothing, dtype, rng):
+    logits = (rng.standard_normal((2, 7, 13)) * 4).astype(dtype)
+    targets = rng.integers(0, 13, (2, 7))
+    targets[1, 2:4] = -100                                  # ignored positions
+    loss_ref, cache_ref = loss.cross_entropy_forward(logits, targets, -100, smoothing)
+    loss_ker, cache_ker = loss_kernels.cross_entropy_forward(logits, targets, -100, smoothing)
+    assert_close(loss_ker, loss_ref, dtype)
+    np.testing.assert_array_equal(cache_ker[2], cache_ref[2])              # counted rows
+    assert cache_ker[3:] == cache_ref[3:]                                  # N counted, logits shape
+    assert_close(cache_ker[1], cache_ref[1], dtype)                        # target distribution
+    grads_ref = loss.cross_entropy_backward(1.5, cache_ref)
+    for grads in (loss_kernels.cross_entropy_backward(1.5, cache_ref), loss.cross_entropy_backward(1.5, cache_ker)):
+        assert_close(grads, grads_ref, dtype)
+
+
+def test_teaching_matmul_matches_blas(rng):
+    for M, K, N in [(1, 1, 1), (37, 130, 300), (70, 5, 9)]:
+        a, b = rng.standard_normal((M, K)), rng.standard_normal((K, N))
+        np.testing.assert_allclose(matmul_tiled(a, b), a @ b, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="cannot multiply"):
+        matmul_tiled(np.ones((2, 3)), np.ones((2, 3)))
+
+
+# --- 3. gradient checks of the kernels' backward ------------------------------------------------------
+
+@pytest.mark.parametrize("case", ["causal with padding", "cross-attention S > T, causal offset", "one query"])
+def test_attention_kernel_gradcheck(case, rng):
+    q, k, v, causal, mask = attention_inputs(case, rng)
+    forward = lambda q, k, v: attention_kernels.attention_forward(q, k, v, causal, mask, need_weights=False)
+    report = check_function(forward, attention_kernels.attention_backward, {"q": q, "k": k, "v": v}, rng)
+    assert_gradcheck(report, where=f"attention kernel {case}")
+
+
+@pytest.mark.parametrize("activation", ["relu", "gelu", "gelu_tanh"])
+def test_ffn_kernel_gradcheck(activation, rng):
+    inputs = {"x": rng.standard_normal((2, 3, 4)), "w1": rng.standard_normal((4, 9)),
+              "b1": rng.standard_normal(9), "w2": rng.standard_normal((9, 4)), "b2": rng.standard_normal(4)}
+    forward = lambda x, w1, b1, w2, b2: ffn_kernels.ffn_forward(x, w1, b1, w2, b2, activation)
+    assert_gradcheck(check_function(forward, ffn_kernels.ffn_backward, inputs, rng), where=f"ffn kernel {activation}")
+
+
+def test_layernorm_and_loss_kernel_gradcheck(rng):
+    inputs = {"x": rng.standard_normal((2, 3, 7)), "gamma": 1 + 0.3 * rng.standard_normal(7),
+              "beta": rng.standard_normal(7)}
+    report = check_function(layernorm_kernels.layernorm_forward, layernorm_kernels.layernorm_backward, inputs, rng)
+    assert_gradcheck(report, where="layernorm kernel")
+    targets = np.array([[1, 4, -100], [0, 2, 2]])
+    forward = lambda logits: loss_kernels.cross_entropy_forward(logits, targets, -100, 0.1)
+    report = check_function(forward, loss_kernels.cross_entropy_backward, {"logits": rng.standard_normal((2, 3, 5))}, rng)
+    assert_gradcheck(report, where="cross-entropy kernel")
+
+
+# --- 4. the switch, the models, and a training run on both backends -----------------------------------
+
+def test_backend_switch():
+    start = backend.get_backend()
+    with backend.use_backend("numpy"):
+        assert backend.get_backend() == "numpy"
+        assert backend.dispatch(attention.attention_forward) is attention.attention_forward
+        with backend.use_backend("numba"):
+            assert backend.dispatch(attention.attention_forward) is attention_kernels.attention_forward
+            assert backend.dispatch(layernorm.layernorm_backward) is layernorm_kernels.layernorm_backward
+        assert backend.get_backend() == "numpy"
+    assert backend.get_backend() == start
+    with pytest.raises(ValueError, match="'torch'"):
+        backend.set_backend("torch")
+
+
+def test_backend_environment_variable():
+    code = "from numpy_transformer import backend; print(backend.get_backend())"
+    for name in ("numpy", "numba"):
+        env = dict(os.environ, NUMPY_TRANSFORMER_BACKEND=name)
+        result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        assert result.stdout.strip() == name
+
+
+def tiny_gpt(dtype="float64", activation="gelu_tanh"):
+    config = GPTConfig(vocab_size=11, max_len=9, width=12, num_heads=3, num_layers=2, activation=activation,
+                       dtype=dtype, seed=3)
+    return GPT(config)
+
+
+def test_models_return_attention_weights_on_either_backend(backend_name, rng):
+    model = tiny_gpt()
+    ids = rng.integers(0, 11, (2, 9))
+    model.forward(ids)
+    maps = model.attention_maps()
+    assert all(m.shape == (2, 3, 9, 9) for m in maps)
+    np.testing.assert_allclose(maps[0].sum(axis=-1), 1.0, rtol=1e-12)
+    np.testing.assert_array_equal(np.triu(maps[0][0, 0], 1), 0)            # causal
+    keep_attention_weights(model, False)
+    model.forward(ids)
+    assert all(m is None for m in model.attention_maps())
+
+
+def sgd_loss_curve(steps=4, lr=0.3, activation="gelu_tanh"):
+    """A few plain SGD steps of a tiny float64 GPT on fixed data; the loss after each."""
+    model = tiny_gpt(activation=activation)
+    keep_attention_weights(model, False)
+    data = np.random.default_rng(7).integers(0, 11, (3, 10))
+    ids, targets = data[:, :-1], data[:, 1:]
+    losses = []
+    for _ in range(steps):
+        model.zero_grad()
+        _, value = model.forward(ids, targets)
+        model.backward()
+        for name, param in model.parameters().items():
+            param -= lr * model.grads()[name]
+        losses.append(float(value))
+    return np.array(losses)
+
+
+@pytest.mark.parametrize("activation", ["gelu_tanh", "relu"])
+def test_training_loss_curve_same_on_both_backends(activation):
+    with backend.use_backend("numpy"):
+        reference = sgd_loss_curve(activation=activation)
+    with backend.use_backend("numba"):
+        kernels = sgd_loss_curve(activation=activation)
+        again = sgd_loss_curve(activation=activation)
+    assert reference[-1] < reference[0]                                    # it does learn
+    np.testing.assert_allclose(kernels, reference, rtol=FLOAT64_RTOL)
+    np.testing.assert_array_equal(again, kernels)                          # same seed, same bits
+
+
+def test_float32_stays_float32_on_both_backends(backend_name, rng):
+    model = tiny_gpt("float32")
+    ids = rng.integers(0, 11, (2, 9))
+    logits, value = model.forward(ids, ids)
+    model.backward()
+    assert logits.dtype == np.float32 and np.asarray(value).dtype == np.float32
+    assert all(g.dtype == np.float32 for g in model.grads().values())
+
+
+# --- 5. the same tests with the kernels as plain Python ----------------------------------------------
+
+@pytest.mark.skipif(JIT_DISABLED, reason="already running with NUMBA_DISABLE_JIT=1")
+def test_kernel_sources_run_as_python():
+    """CI also runs the kernel tests with NUMBA_DISABLE_JIT=1: the kernels as Python a debugger can step."""
+    repo = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
+    subset = "not sources_run_as_python"                  # the whole file, as Python
+    result = subprocess.run([sys.executable, "-m", "pytest", "tests/test_kernels.py", "-q", "-x", "-p", "no:cacheprovider",
+                             "-k", subset], cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
