@@ -21,7 +21,9 @@ def relu_forward(x):
 def relu_backward(dy, cache):
     """dx = dy where x > 0, else 0 (the gradient at exactly 0 is taken as 0)."""
     positive = cache
+    # ==== exercise 02 activation-backward ====
     dx = np.where(positive, dy, 0).astype(dy.dtype)     # (...)
+    # ==== end exercise 02 ====
     return dx
 
 
@@ -51,6 +53,7 @@ def gelu_backward(dy, cache):
            d/dx [x (1 + t) / 2] = (1 + t) / 2 + x (1 - t^2) u' / 2,  u' = sqrt(2/pi) (1 + 3 * 0.044715 x^2)
     """
     x, approximate = cache
+    # ==== exercise 02 activation-backward ====
     if approximate == "none":
         cdf = 0.5 * (1.0 + erf(x * INV_SQRT_2))                        # (...)
         pdf = INV_SQRT_2PI * np.exp(-0.5 * x * x)                      # (...)
@@ -60,6 +63,7 @@ def gelu_backward(dy, cache):
         t = np.tanh(inner)                                             # (...)
         dinner = SQRT_2_OVER_PI * (1.0 + 3 * 0.044715 * x * x)         # (...)
         dydx = 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * dinner      # (...)
+    # ==== end exercise 02 ====
     dx = (dy * dydx).astype(dy.dtype)                                  # (...)
     return dx
 

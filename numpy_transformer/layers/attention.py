@@ -16,6 +16,7 @@ def build_attention_mask(T, S, causal=False, key_padding_mask=None):
     Returns None, (T, S), or (B, 1, T, S), broadcastable against scores (B, H, T, S).
     """
     mask = None
+    # ==== exercise 08 attention-forward ====
     if causal:
         query_pos = np.arange(T)[:, None] + (S - T)     # (T, 1)
         key_pos = np.arange(S)[None, :]                 # (1, S)
@@ -23,6 +24,7 @@ def build_attention_mask(T, S, causal=False, key_padding_mask=None):
     if key_padding_mask is not None:
         padding = key_padding_mask[:, None, None, :]    # (B, 1, 1, S)
         mask = padding if mask is None else (mask | padding)   # (B, 1, T, S)
+    # ==== end exercise 08 ====
     return mask
 
 
@@ -54,10 +56,12 @@ class AttentionCache(NamedTuple):
 def attention_scores(q, k, scale, causal, key_padding_mask):
     """scores = q k^T * scale with masked entries set to -inf. -> (B, H, T, S)."""
     T, S = q.shape[2], k.shape[2]
+    # ==== exercise 08 attention-forward ====
     scores = (q @ k.swapaxes(-1, -2)) * scale           # (B, H, T, S)
     mask = build_attention_mask(T, S, causal, key_padding_mask)
     if mask is not None:
         scores = np.where(mask, -np.inf, scores)        # (B, H, T, S)
+    # ==== end exercise 08 ====
     return scores
 
 
@@ -75,8 +79,10 @@ def attention_forward(q, k, v, causal=False, key_padding_mask=None, need_weights
     key_padding_mask = check_key_padding_mask(key_padding_mask, B, S)
     scale = 1.0 / math.sqrt(D)                          # a Python float keeps q's dtype
     scores = attention_scores(q, k, scale, causal, key_padding_mask)   # (B, H, T, S)
+    # ==== exercise 08 attention-forward ====
     weights, _ = softmax_forward(scores)                # (B, H, T, S), rows sum to 1 (or 0)
     out = weights @ v                                   # (B, H, T, D)
+    # ==== end exercise 08 ====
     row_max = scores.max(axis=-1)                       # (B, H, T)
     safe_max = np.where(np.isfinite(row_max), row_max, 0)                   # (B, H, T)
     with np.errstate(divide="ignore"):                  # log(0) = -inf for fully masked rows
@@ -105,9 +111,11 @@ def attention_backward(dout, cache):
     """
     q, k, v, scale = cache.q, cache.k, cache.v, cache.scale
     weights = attention_weights_from_cache(cache)       # (B, H, T, S)
+    # ==== exercise 09 attention-backward ====
     dweights = dout @ v.swapaxes(-1, -2)                # (B, H, T, S)
     dv = weights.swapaxes(-1, -2) @ dout                # (B, H, S, D)
     dscores = softmax_backward(dweights, weights)       # (B, H, T, S); masked entries get 0
     dq = (dscores @ k) * scale                          # (B, H, T, D)
     dk = (dscores.swapaxes(-1, -2) @ q) * scale         # (B, H, S, D)
+    # ==== end exercise 09 ====
     return dq, dk, dv

@@ -32,8 +32,10 @@ def embedding_backward(dout, cache):
     dout: (B, T, C) -> dweight: (V, C).
     """
     ids, vocab_size = cache
+    # ==== exercise 05 embedding-backward ====
     dweight = np.zeros((vocab_size, dout.shape[-1]), dtype=dout.dtype)    # (V, C)
     np.add.at(dweight, ids.reshape(-1), dout.reshape(-1, dout.shape[-1]))
+    # ==== end exercise 05 ====
     return dweight
 
 

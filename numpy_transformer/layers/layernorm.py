@@ -11,12 +11,14 @@ def layernorm_forward(x, gamma, beta, eps=1e-5):
     The variance is the biased one (divide by C, not C - 1), as in the paper and every framework.
     x: (..., C), gamma/beta: (C,) -> y: (..., C). cache: (xhat, gamma, inv_std).
     """
+    # ==== exercise 07 layernorm ====
     mu = x.mean(axis=-1, keepdims=True)                 # (..., 1)
     xc = x - mu                                         # (..., C)
     var = (xc * xc).mean(axis=-1, keepdims=True)        # (..., 1)
     inv_std = 1.0 / np.sqrt(var + eps)                  # (..., 1)
     xhat = xc * inv_std                                 # (..., C)
     y = xhat * gamma + beta                             # (..., C)
+    # ==== end exercise 07 ====
     return y, (xhat, gamma, inv_std)
 
 
@@ -30,12 +32,14 @@ def layernorm_backward(dy, cache):
     """
     xhat, gamma, inv_std = cache
     C = xhat.shape[-1]
+    # ==== exercise 07 layernorm ====
     dbeta = dy.reshape(-1, C).sum(axis=0)               # (C,)
     dgamma = (dy * xhat).reshape(-1, C).sum(axis=0)     # (C,)
     dxhat = dy * gamma                                  # (..., C)
     mean_dxhat = dxhat.mean(axis=-1, keepdims=True)                 # (..., 1)
     mean_dxhat_xhat = (dxhat * xhat).mean(axis=-1, keepdims=True)   # (..., 1)
     dx = inv_std * (dxhat - mean_dxhat - xhat * mean_dxhat_xhat)    # (..., C)
+    # ==== end exercise 07 ====
     return dx, dgamma, dbeta
 
 

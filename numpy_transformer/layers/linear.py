@@ -25,11 +25,13 @@ def linear_backward(dy, cache):
     dy: (..., C_out) -> dx: (..., C_in), dweight: (C_in, C_out), dbias: (C_out,) or None.
     """
     x, weight, has_bias = cache
+    # ==== exercise 01 linear-backward ====
     dx = dy @ weight.T                                  # (..., C_in)
     x_rows = x.reshape(-1, x.shape[-1])                 # (N, C_in), N = product of leading axes
     dy_rows = dy.reshape(-1, dy.shape[-1])              # (N, C_out)
     dweight = x_rows.T @ dy_rows                        # (C_in, C_out)
     dbias = dy_rows.sum(axis=0) if has_bias else None   # (C_out,)
+    # ==== end exercise 01 ====
     return dx, dweight, dbias
 
 

@@ -35,9 +35,11 @@ def cross_entropy_forward(logits, targets, ignore_index=-100, label_smoothing=0.
     counted = flat_targets != ignore_index                                # (N,) bool
     num_counted = max(int(counted.sum()), 1)                              # avoid 0/0 on all-padding
 
+    # ==== exercise 04 cross-entropy ====
     shifted = flat_logits - flat_logits.max(axis=-1, keepdims=True)       # (N, V), max 0 per row
     log_z = np.log(np.exp(shifted).sum(axis=-1, keepdims=True))           # (N, 1)
     log_probs = shifted - log_z                                           # (N, V)
+    # ==== end exercise 04 ====
 
     safe_targets = np.where(counted, flat_targets, 0)                     # (N,) any valid index
     target_dist = np.zeros_like(log_probs)                                # (N, V)
@@ -45,7 +47,9 @@ def cross_entropy_forward(logits, targets, ignore_index=-100, label_smoothing=0.
     target_dist += label_smoothing / V
     target_dist[~counted] = 0.0                                           # ignored rows: no target
 
+    # ==== exercise 04 cross-entropy ====
     loss = -(target_dist * log_probs).sum() / num_counted                 # scalar
+    # ==== end exercise 04 ====
     probs = np.exp(log_probs)                                             # (N, V)
     return loss, (probs, target_dist, counted, num_counted, logits.shape)
 
@@ -53,8 +57,10 @@ def cross_entropy_forward(logits, targets, ignore_index=-100, label_smoothing=0.
 def cross_entropy_backward(dloss, cache):
     """dlogits = dloss * (p - q) / N for counted rows, 0 for ignored ones. -> (..., V)."""
     probs, target_dist, counted, num_counted, logits_shape = cache
+    # ==== exercise 04 cross-entropy ====
     dflat = (probs - target_dist) * counted[:, None]                       # (N, V)
     dlogits = (dloss / num_counted) * dflat                                # (N, V)
+    # ==== end exercise 04 ====
     return dlogits.reshape(logits_shape).astype(probs.dtype)
 
 

@@ -11,13 +11,19 @@ def split_heads(x, num_heads):
     """(B, T, C) -> (B, H, T, D): head h takes columns h*D .. (h+1)*D - 1."""
     B, T, C = x.shape
     D = C // num_heads
-    return x.reshape(B, T, num_heads, D).transpose(0, 2, 1, 3)     # (B, H, T, D)
+    # ==== exercise 10 multihead-split-merge ====
+    heads = x.reshape(B, T, num_heads, D).transpose(0, 2, 1, 3)    # (B, H, T, D)
+    # ==== end exercise 10 ====
+    return heads
 
 
 def merge_heads(x):
     """(B, H, T, D) -> (B, T, C): the inverse of split_heads (heads side by side again)."""
     B, H, T, D = x.shape
-    return x.transpose(0, 2, 1, 3).reshape(B, T, H * D)             # (B, T, C)
+    # ==== exercise 10 multihead-split-merge ====
+    merged = x.transpose(0, 2, 1, 3).reshape(B, T, H * D)          # (B, T, C)
+    # ==== end exercise 10 ====
+    return merged
 
 
 class MultiHeadAttention(Layer):
@@ -65,10 +71,12 @@ class MultiHeadAttention(Layer):
         k = split_heads(self.key.forward(source), self.num_heads)        # (B, H, S, D)
         v = split_heads(self.value.forward(source), self.num_heads)      # (B, H, S, D)
         if kv_cache is not None:
+            # ==== exercise 14 kv-cache ====
             if kv_cache.get("k") is not None:
                 k = np.concatenate([kv_cache["k"], k], axis=2)           # (B, H, S_past + T, D)
                 v = np.concatenate([kv_cache["v"], v], axis=2)           # (B, H, S_past + T, D)
             kv_cache["k"], kv_cache["v"] = k, v
+            # ==== end exercise 14 ====
         attend = backend.dispatch(attention_forward)                     # NumPy reference or Numba kernel
         heads, attn_cache = attend(q, k, v, causal, key_padding_mask, need_weights)   # (B, H, T, D)
         merged = merge_heads(heads)                                      # (B, T, C)

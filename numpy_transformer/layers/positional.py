@@ -15,6 +15,7 @@ def sinusoidal_encoding(max_len, width, dtype=np.float64):
     """
     if width % 2 != 0:
         raise ValueError(f"sinusoidal encoding needs an even width, got {width}")
+    # ==== exercise 06 positional-encoding ====
     positions = np.arange(max_len, dtype=np.float64)[:, None]          # (T, 1)
     pair_index = np.arange(0, width, 2, dtype=np.float64)[None, :]     # (1, C/2) holds 2i
     angle_rates = 1.0 / np.power(10000.0, pair_index / width)          # (1, C/2)
@@ -22,6 +23,7 @@ def sinusoidal_encoding(max_len, width, dtype=np.float64):
     table = np.zeros((max_len, width), dtype=np.float64)                # (T, C)
     table[:, 0::2] = np.sin(angles)
     table[:, 1::2] = np.cos(angles)
+    # ==== end exercise 06 ====
     return table.astype(dtype)
 
 

@@ -43,6 +43,7 @@ class Residual(Layer):
     def backward(self, dy):
         """dy: (B, T, C) -> dx (B, T, C), or (dx, *extra) when the sub-layer returns extras."""
         self.pop_cache()
+        # ==== exercise 11 residual-backward ====
         if self.pre_norm:
             # y = x + dropout(sublayer(norm(x)))
             dbranch = self.dropout.backward(dy)                            # (B, T, C)
@@ -54,6 +55,7 @@ class Residual(Layer):
             dbranch = self.dropout.backward(dsummed)                       # (B, T, C)
             dsub_in, extra = split_extra(self.sublayer.backward(dbranch))
             dx = dsummed + dsub_in                                         # identity path + branch path
+        # ==== end exercise 11 ====
         return (dx, *extra) if extra else dx
 
 

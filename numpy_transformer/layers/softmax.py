@@ -14,12 +14,14 @@ def softmax_forward(x, mask=None):
     """
     if mask is not None:
         x = np.where(mask, -np.inf, x)                  # (..., N)
+    # ==== exercise 03 softmax ====
     row_max = x.max(axis=-1, keepdims=True)             # (..., 1)
     row_max = np.where(np.isfinite(row_max), row_max, 0).astype(x.dtype)   # fully masked rows
     exps = np.exp(x - row_max)                          # (..., N)
     denom = exps.sum(axis=-1, keepdims=True)            # (..., 1)
     denom = np.where(denom == 0, 1, denom).astype(x.dtype)
     p = exps / denom                                    # (..., N)
+    # ==== end exercise 03 ====
     return p, p
 
 
@@ -30,8 +32,10 @@ def softmax_backward(dp, cache):
     dp: (..., N) -> dx: (..., N).
     """
     p = cache
+    # ==== exercise 03 softmax ====
     weighted_sum = (dp * p).sum(axis=-1, keepdims=True)   # (..., 1)
     dx = p * (dp - weighted_sum)                           # (..., N)
+    # ==== end exercise 03 ====
     return dx
 
 
