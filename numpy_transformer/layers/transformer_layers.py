@@ -68,9 +68,16 @@ class DecoderLayer(Layer):
         """(B, H, T, S)"""
         return self.cross_attn.sublayer.attention_weights
 
-    def forward(self, y, memory, memory_padding_mask=None, target_padding_mask=None, rng=None):
-        """y: (B, T, C) target stream, memory: (B, S, C) encoder output -> (B, T, C)."""
-        h1 = self.self_attn.forward(y, rng, causal=True, key_padding_mask=target_padding_mask)       # (B, T, C)
+    def forward(self, y, memory, memory_padding_mask=None, target_padding_mask=None, rng=None, kv_cache=None):
+        """y: (B, T, C) target stream, memory: (B, S, C) encoder output -> (B, T, C).
+
+        kv_cache: for generation only, this layer's self-attention cache (see MultiHeadAttention.forward);
+        y is then only the NEW target positions. Cross-attention recomputes its keys from memory.
+        """
+        self_kwargs = dict(causal=True, key_padding_mask=target_padding_mask)
+        if kv_cache is not None:
+            self_kwargs["kv_cache"] = kv_cache
+        h1 = self.self_attn.forward(y, rng, **self_kwargs)                                           # (B, T, C)
         h2 = self.cross_attn.forward(h1, rng, memory=memory, key_padding_mask=memory_padding_mask)   # (B, T, C)
         out = self.ffn.forward(h2, rng)                                                              # (B, T, C)
         self.cache = ("decoder layer",)

@@ -17,6 +17,7 @@ from ..layers.loss import CrossEntropyLoss
 from ..layers.output import OutputProjection
 from ..layers.transformer_layers import DecoderLayer, EncoderLayer
 from .common import check_config, check_ids, hidden_width
+from .gpt import kv_cache_length
 
 
 @dataclass
@@ -90,13 +91,19 @@ class Transformer(Layer):
             x = self.encoder_norm.forward(x)
         return x, src_padding
 
-    def decode(self, trg_in, memory, src_padding, rng=None):
-        """trg_in: (B, T), memory: (B, S, C) -> logits: (B, T, V)."""
-        trg_padding = self.padding_mask(trg_in)                       # (B, T)
-        y = self.trg_embed.forward(trg_in, rng=rng)                   # (B, T, C)
-        for layer in self.decoder_layers:
+    def decode(self, trg_in, memory, src_padding, rng=None, kv_cache=None):
+        """trg_in: (B, T), memory: (B, S, C) -> logits: (B, T, V).
+
+        kv_cache: for generation, the list from new_kv_cache(); trg_in is then only the NEW target
+        tokens, placed after the cached ones (generated targets hold no padding, so none is masked).
+        """
+        offset = 0 if kv_cache is None else kv_cache_length(kv_cache)
+        trg_padding = self.padding_mask(trg_in) if kv_cache is None else None   # (B, T)
+        y = self.trg_embed.forward(trg_in, offset=offset, rng=rng)    # (B, T, C)
+        for i, layer in enumerate(self.decoder_layers):
+            layer_cache = None if kv_cache is None else kv_cache[i]
             y = layer.forward(y, memory, memory_padding_mask=src_padding, target_padding_mask=trg_padding,
-                              rng=rng)                                # (B, T, C)
+                              rng=rng, kv_cache=layer_cache)          # (B, T, C)
         if self.decoder_norm is not None:
             y = self.decoder_norm.forward(y)
         return self.head.forward(y)                                   # (B, T, V)
@@ -138,6 +145,10 @@ class Transformer(Layer):
         for layer in reversed(self.encoder_layers):
             dx = layer.backward(dx)
         self.src_embed.backward(dx)
+
+    def new_kv_cache(self):
+        """An empty decoder self-attention cache: one dict per decoder layer, filled by decode(..., kv_cache=)."""
+        return [{"k": None, "v": None} for _ in self.decoder_layers]
 
     def attention_maps(self):
         """{"encoder": [(B,H,S,S)], "decoder_self": [(B,H,T,T)], "decoder_cross": [(B,H,T,S)]} per layer."""

@@ -1,0 +1,343 @@
+"""The command line: python -m numpy_transformer {pretrain, generate, evaluate, finetune, attention}.
+
+    python -m numpy_transformer pretrain                      # the main job: a char-level GPT on Shakespeare
+    python -m numpy_transformer pretrain --preset shakespeare # the longer recipe (val loss <= 1.9)
+    python -m numpy_transformer pretrain --model transformer --corpus reverse
+    python -m numpy_transformer generate --run runs/gpt-shakespeare --prompt "ROMEO:"
+    python -m numpy_transformer evaluate --run runs/gpt-shakespeare
+    python -m numpy_transformer finetune --run runs/encoder-reviews
+    python -m numpy_transformer attention --run runs/gpt-shakespeare --text "To be" --out attn.png
+
+Settings come, later ones winning, from: the model family's defaults, --preset, --config FILE.json
+(keys are the flag names: {"steps": 500, "lr": 0.001}), then the flags typed. Bad input of any kind
+is one line on stderr and exit code 2, before any file is written.
+"""
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+from .checkpoint import build_model, check_compatible, load_checkpoint
+from .train import TrainConfig, TrainingDiverged, plot_history, train
+
+EXIT_BAD_INPUT = 2
+EXIT_DIVERGED = 1
+EXIT_INTERRUPTED = 130
+
+# Per family: the model, data and trainer settings used when nothing else is given.
+FAMILY_DEFAULTS = {
+    "gpt": dict(corpus="shakespeare", tokenizer="char", block_size=64, width=128, layers=3, heads=4,
+                ffn_hidden=0, dropout=0.0, steps=600, batch_size=32, lr=2e-3, warmup=50, min_lr=1e-4,
+                weight_decay=0.1, eval_interval=100, checkpoint_interval=100),
+    "encoder": dict(corpus="reviews", tokenizer="word", block_size=32, width=64, layers=2, heads=4,
+                    ffn_hidden=0, dropout=0.0, steps=1000, batch_size=32, lr=1e-3, warmup=100,
+                    min_lr=1e-4, weight_decay=0.01, eval_interval=200, checkpoint_interval=200),
+    "transformer": dict(corpus="reverse", tokenizer="char", block_size=0, width=64, layers=2, heads=4,
+                        ffn_hidden=0, dropout=0.0, steps=1500, batch_size=64, lr=1e-3, warmup=200,
+                        min_lr=1e-5, weight_decay=0.0, eval_interval=250, checkpoint_interval=250),
+}
+PRESETS = {
+    # char-level GPT on Shakespeare to validation loss <= 1.9 nats (see docs/training.md for timings)
+    "shakespeare": dict(model="gpt", corpus="shakespeare", block_size=128, width=128, layers=4, heads=4,
+                        steps=3000, batch_size=32, lr=2e-3, warmup=100, min_lr=1e-4, eval_interval=250,
+                        checkpoint_interval=250),
+    "reverse": dict(model="transformer", corpus="reverse", steps=1500),
+    "sort": dict(model="transformer", corpus="sort", steps=2500),
+    "reviews": dict(model="encoder", corpus="reviews"),
+}
+TASK_CORPORA = ("copy", "reverse", "sort", "addition")
+NAMED_CORPORA = ("shakespeare", "fallback", "reviews") + TASK_CORPORA
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a bad command line in ONE line (no usage dump) and exits with code 2."""
+
+    def error(self, message):
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
+def positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def non_negative_float(text):
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+# --- the parser -------------------------------------------------------------------------------
+
+def add_trainer_flags(parser):
+    """Every TrainConfig field as a flag, e.g. --batch-size, --grad-accum, --min-lr (from the dataclass)."""
+    group = parser.add_argument_group("trainer (TrainConfig)")
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        if f.name == "progress":
+            group.add_argument("--no-progress", dest="progress", action="store_false", default=argparse.SUPPRESS,
+                               help="no progress bar even on a terminal")
+        elif f.type is bool or f.type == "bool":
+            group.add_argument(flag, dest=f.name, action="store_true", default=argparse.SUPPRESS,
+                               help=f"(default {f.default})")
+        elif f.name in ("optimizer", "schedule"):
+            choices = ("sgd", "adam", "adamw") if f.name == "optimizer" else ("constant", "inverse_sqrt", "cosine")
+            group.add_argument(flag, dest=f.name, choices=choices, default=argparse.SUPPRESS,
+                               help=f"(default {f.default})")
+        else:
+            kind = positive_int if f.type in (int, "int") and f.name != "seed" and f.name != "warmup" else \
+                (int if f.type in (int, "int") else non_negative_float)
+            group.add_argument(flag, dest=f.name, type=kind, default=argparse.SUPPRESS,
+                               help=f"(default {f.default}; family defaults may differ)")
+
+
+def add_model_flags(parser):
+    group = parser.add_argument_group("model and data")
+    group.add_argument("--model", choices=sorted(FAMILY_DEFAULTS), default=argparse.SUPPRESS,
+                       help="model family (default gpt)")
+    group.add_argument("--corpus", default=argparse.SUPPRESS,
+                       help=f"one of {', '.join(NAMED_CORPORA)}, or the path of a UTF-8 text file "
+                            "(default: shakespeare for gpt, reviews for encoder, reverse for transformer)")
+    group.add_argument("--tokenizer", choices=("char", "word", "bpe"), default=argparse.SUPPRESS,
+                       help="how text becomes ids (default char; word for the encoder)")
+    group.add_argument("--vocab-size", dest="vocab_size", type=positive_int, default=argparse.SUPPRESS,
+                       help="bpe: vocabulary to learn; word: words kept (default 512 / all)")
+    group.add_argument("--val-fraction", dest="val_fraction", type=float, default=argparse.SUPPRESS,
+                       help="the tail share of the corpus held out for validation (default 0.05)")
+    group.add_argument("--task-length", dest="task_length", type=positive_int, default=argparse.SUPPRESS,
+                       help="synthetic tasks: sequence length / digits (default 8 / 3 for addition)")
+    group.add_argument("--task-examples", dest="task_examples", type=positive_int, default=argparse.SUPPRESS,
+                       help="synthetic tasks: examples generated (default 20000; 10%% held out)")
+    group.add_argument("--block-size", dest="block_size", type=positive_int, default=argparse.SUPPRESS,
+                       help="context length T of the language models")
+    group.add_argument("--width", type=positive_int, default=argparse.SUPPRESS, help="model width C")
+    group.add_argument("--layers", type=positive_int, default=argparse.SUPPRESS, help="number of layers L")
+    group.add_argument("--heads", type=positive_int, default=argparse.SUPPRESS, help="attention heads H")
+    group.add_argument("--ffn-hidden", dest="ffn_hidden", type=int, default=argparse.SUPPRESS,
+                       help="FFN inner width F (0: 4 C)")
+    group.add_argument("--dropout", type=non_negative_float, default=argparse.SUPPRESS, help="dropout rate")
+
+
+def build_parser():
+    parser = OneLineParser(prog="python -m numpy_transformer",
+                           description="Pretrain, sample from, evaluate, fine-tune and inspect NumPy Transformers.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+    commands.required = True
+
+    pretrain = commands.add_parser("pretrain", help="train a model from scratch (no arguments: char GPT on Shakespeare)",
+                                   description="Pretrain a model. With no arguments: a small character-level GPT "
+                                               "on Shakespeare in a few minutes on 2 cores.")
+    add_model_flags(pretrain)
+    add_trainer_flags(pretrain)
+    run = pretrain.add_argument_group("run")
+    run.add_argument("--preset", choices=sorted(PRESETS), default=argparse.SUPPRESS,
+                     help="a named recipe (flags still override it)")
+    run.add_argument("--config", default=argparse.SUPPRESS, help="JSON file of settings, keys as the flag names")
+    run.add_argument("--out", default=argparse.SUPPRESS, help="run directory (default runs/<model>-<corpus>)")
+    run.add_argument("--resume", action="store_true", default=argparse.SUPPRESS,
+                     help="continue from <out>/checkpoint.npz")
+    run.add_argument("--time-limit", dest="time_limit", type=non_negative_float, default=argparse.SUPPRESS,
+                     help="stop (and save) after this many seconds (default 0: no limit)")
+    run.add_argument("--sample-length", dest="sample_length", type=int, default=argparse.SUPPRESS,
+                     help="characters/tokens of the sample printed at the end (default 400)")
+
+    generate = commands.add_parser("generate", help="sample from a trained GPT or decode with a Transformer",
+                                   description="Continue a prompt (GPT) or translate a source (Transformer).")
+    add_checkpoint_flags(generate)
+    generate.add_argument("--prompt", default="\n", help="GPT: text to continue; Transformer: the source")
+    generate.add_argument("--max-new-tokens", dest="max_new_tokens", type=positive_int, default=300)
+    generate.add_argument("--temperature", type=non_negative_float, default=0.8, help="0 is greedy")
+    generate.add_argument("--top-k", dest="top_k", type=positive_int, default=None)
+    generate.add_argument("--top-p", dest="top_p", type=float, default=None)
+    generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument("--no-cache", dest="use_cache", action="store_false", help="recompute instead of KV cache")
+
+    evaluate = commands.add_parser("evaluate", help="validation loss/perplexity (and accuracy) of a checkpoint",
+                                   description="Evaluate a checkpoint on the validation split it was trained with.")
+    add_checkpoint_flags(evaluate)
+
+    finetune = commands.add_parser("finetune", help="fine-tune a pretrained encoder on the toy review-sentiment task",
+                                   description="Fine-tune an Encoder + classification head on generated reviews, "
+                                               "and compare with the same model trained from scratch.")
+    add_checkpoint_flags(finetune)
+    finetune.add_argument("--train-examples", dest="train_examples", type=positive_int, default=48,
+                          help="labelled training examples (few, on purpose)")
+    finetune.add_argument("--steps", type=positive_int, default=150)
+    finetune.add_argument("--lr", type=non_negative_float, default=5e-4)
+    finetune.add_argument("--seed", type=int, default=0)
+    finetune.add_argument("--no-compare", dest="compare", action="store_false",
+                          help="skip the from-scratch baseline")
+
+    attention = commands.add_parser("attention", help="draw a checkpoint's attention maps for a text to PNG",
+                                    description="Render every layer and head's attention weights for a text.")
+    add_checkpoint_flags(attention)
+    attention.add_argument("--text", required=True, help="GPT/encoder: the input text; Transformer: the source")
+    attention.add_argument("--out", required=True, help="PNG file to write")
+    attention.add_argument("--layer", type=int, default=None, help="only this layer (default all)")
+    return parser
+
+
+def add_checkpoint_flags(parser):
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--run", help="run directory holding checkpoint.npz")
+    where.add_argument("--checkpoint", help="path of a checkpoint .npz")
+
+
+# --- settings ---------------------------------------------------------------------------------
+
+def read_config_file(path, parser):
+    """Turn a JSON config file into flag tokens, so the parser checks its names and types like typed flags."""
+    if not os.path.isfile(path):
+        raise ValueError(f"config file {path!r} does not exist")
+    try:
+        with open(path, encoding="utf-8") as f:
+            settings = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"config file {path!r} is not valid JSON: {err}") from None
+    if not isinstance(settings, dict):
+        raise ValueError(f"config file {path!r} must hold a JSON object, not {type(settings).__name__}")
+    tokens = []
+    for key, value in settings.items():
+        flag = "--" + key.replace("_", "-")
+        if key in ("config", "command"):
+            raise ValueError(f"config file {path!r}: key {key!r} is not allowed")
+        if isinstance(value, bool):
+            if key == "progress":
+                tokens += [] if value else ["--no-progress"]
+            elif value:
+                tokens.append(flag)
+        else:
+            tokens += [flag, str(value)]
+    return tokens
+
+
+def pretrain_settings(argv, parser):
+    """Family defaults < preset < config file < typed flags, as one dict."""
+    typed = vars(parser.parse_args(argv))
+    from_file = {}
+    if "config" in typed:
+        file_tokens = read_config_file(typed["config"], parser)
+        from_file = vars(parser.parse_args(["pretrain"] + file_tokens))
+    preset = PRESETS[typed.get("preset", from_file.get("preset"))] if ("preset" in typed or "preset" in from_file) else {}
+    family = typed.get("model", from_file.get("model", preset.get("model", "gpt")))
+    settings = dict(FAMILY_DEFAULTS[family], model=family, vocab_size=0, val_fraction=0.05, task_length=0,
+                    task_examples=20000, out=None, resume=False, time_limit=0.0, sample_length=400)
+    for layer in (preset, from_file, typed):
+        settings.update({k: v for k, v in layer.items() if k not in ("command", "config", "preset")})
+    return settings
+
+
+def train_config_from(settings):
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    return TrainConfig(**{k: v for k, v in settings.items() if k in names})
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+def run_pretrain(settings, log):
+    from .tasks import build_task
+    config = train_config_from(settings)
+    task = build_task(settings, log)                       # data, tokenizer, model, objective: all checked
+    run_dir = settings["out"] or os.path.join("runs", f"{settings['model']}-{task.corpus_name}")
+    ckpt_path = os.path.join(run_dir, "checkpoint.npz")
+    if settings["resume"]:
+        checkpoint = load_checkpoint(ckpt_path)            # clear ValueError if missing or damaged
+        check_compatible(checkpoint, task.model)
+        if checkpoint.tokenizer != task.tokenizer.to_json():
+            raise ValueError(f"checkpoint {ckpt_path} was trained with a different tokenizer/corpus")
+    log(f"{settings['model']}: {task.model.num_parameters():,} parameters, corpus {task.corpus_name} "
+        f"({task.describe}), {config.steps} steps of {config.batch_size} x {config.grad_accum}; run dir {run_dir}")
+    deadline = time.perf_counter() + settings["time_limit"] if settings["time_limit"] > 0 else None
+
+    def out_of_time(record, model):
+        return deadline is not None and time.perf_counter() > deadline
+
+    result = train(task.model, task.objective, config, run_dir=run_dir, resume=settings["resume"],
+                   tokenizer=task.tokenizer, extra={"settings": settings}, callback=out_of_time, log=log)
+    fig = plot_history(result.history)
+    fig.savefig(os.path.join(run_dir, "loss.png"), dpi=100)
+    last_eval = [r for r in result.history if "val_loss" in r]
+    summary = f" val loss {last_eval[-1]['val_loss']:.4f}" if last_eval else ""
+    if result.interrupted:
+        log(f"interrupted at step {result.step}: checkpoint saved to {ckpt_path}")
+        return EXIT_INTERRUPTED
+    log(f"done: {result.step} steps in {result.seconds:.0f} s,{summary}; checkpoint {ckpt_path}")
+    if settings["sample_length"] > 0:
+        log(task.sample(settings["sample_length"]))
+    return 0
+
+
+def checkpoint_path(args):
+    return args.checkpoint if args.checkpoint else os.path.join(args.run, "checkpoint.npz")
+
+
+def run_generate(args, log):
+    from .tasks import task_from_checkpoint
+    task = task_from_checkpoint(load_checkpoint(checkpoint_path(args)), log, need_data=False)
+    rng = np.random.default_rng(args.seed)
+    log(task.generate(args.prompt, args.max_new_tokens, rng, args.temperature, args.top_k, args.top_p,
+                      args.use_cache))
+    return 0
+
+
+def run_evaluate(args, log):
+    from .train import evaluate
+    from .tasks import task_from_checkpoint
+    task = task_from_checkpoint(load_checkpoint(checkpoint_path(args)), log)
+    metrics = evaluate(task.model, task.objective)
+    log("  ".join(f"{key} {value:.4f}" for key, value in metrics.items()))
+    return 0
+
+
+def run_finetune(args, log):
+    from .tasks import finetune_reviews
+    checkpoint = load_checkpoint(checkpoint_path(args))
+    results = finetune_reviews(checkpoint, args.train_examples, args.steps, args.lr, args.seed, args.compare, log)
+    log("  ".join(f"{name}: accuracy {acc:.3f}" for name, acc in results.items()))
+    return 0
+
+
+def run_attention(args, log):
+    from .tasks import task_from_checkpoint
+    task = task_from_checkpoint(load_checkpoint(checkpoint_path(args)), log, need_data=False)
+    folder = os.path.dirname(os.path.abspath(args.out))
+    if not os.path.isdir(folder):
+        raise ValueError(f"cannot write {args.out!r}: folder {folder!r} does not exist")
+    fig = task.attention_figure(args.text, args.layer)
+    fig.savefig(args.out, dpi=90)
+    log(f"attention maps written to {args.out}")
+    return 0
+
+
+def main(argv=None):
+    """Entry point; returns the exit code (0 ok, 1 diverged, 2 bad input, 130 interrupted)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    log = print
+    try:
+        args = parser.parse_args(argv)
+        if args.command == "pretrain":
+            return run_pretrain(pretrain_settings(argv, parser), log)
+        runners = {"generate": run_generate, "evaluate": run_evaluate, "finetune": run_finetune,
+                   "attention": run_attention}
+        return runners[args.command](args, log)
+    except TrainingDiverged as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_DIVERGED
+    except (ValueError, ModuleNotFoundError, OSError) as err:
+        print(f"error: {one_line(err)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def one_line(err):
+    return " ".join(str(err).split())

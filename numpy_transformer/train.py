@@ -1,0 +1,286 @@
+"""One training loop for every model family, with no autograd: forward, model.backward(), optimiser step.
+
+    for step in steps:
+        lr = schedule(step)
+        zero the gradients
+        repeat grad_accum times: batch -> loss = model.forward(...) -> model.backward()   (grads ADD up)
+        grads /= grad_accum; clip by global norm
+        optimiser.step(lr)                                                           (arrays updated in place)
+        every eval_interval: validation loss and perplexity; every checkpoint_interval: save
+
+What the objective is (causal LM, masked LM, seq2seq, classification) lives in objectives.py; the loop
+only needs its train_batch / loss / evaluate. One np.random.Generator, seeded from TrainConfig.seed,
+draws every batch and every dropout mask, and its state is saved in the checkpoint: the same seed
+gives a bit-identical run, and a resumed run continues exactly as if it had never stopped.
+
+Ctrl-C does not tear the run apart: the first one is noted, the current step finishes, a checkpoint
+is saved and train() returns with interrupted=True (a second Ctrl-C stops at once). A loss or gradient
+that is not finite stops the run with TrainingDiverged before any update, so the last checkpoint saved
+is the last good one.
+"""
+import json
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .checkpoint import check_compatible, load_checkpoint, load_params, save_checkpoint
+from .optim import clip_grad_norm, make_optimizer
+from .schedules import learning_rate
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1000                  # optimiser steps in total (a resumed run continues up to this)
+    batch_size: int = 32               # sequences per micro-batch
+    grad_accum: int = 1                # micro-batches per step: effective batch = batch_size * grad_accum
+    optimizer: str = "adamw"           # sgd | adam | adamw
+    lr: float = 1e-3                   # peak learning rate (the schedule scales it)
+    momentum: float = 0.9              # sgd
+    beta1: float = 0.9                 # adam, adamw
+    beta2: float = 0.99                # adam, adamw
+    weight_decay: float = 0.1          # adamw: decoupled; sgd/adam: L2 (never on biases, norms, embeddings)
+    decay_embeddings: bool = False     # also decay embedding tables
+    schedule: str = "cosine"           # constant | inverse_sqrt | cosine
+    warmup: int = 100                  # warm-up steps
+    min_lr: float = 1e-4               # cosine floor
+    grad_clip: float = 1.0             # max global gradient norm (0: no clipping)
+    eval_interval: int = 250           # steps between validation evaluations (and at the end)
+    checkpoint_interval: int = 250     # steps between checkpoints (and at the end, and on Ctrl-C)
+    seed: int = 0                      # seeds the generator for batches and dropout
+    progress: bool = True              # tqdm bar (shown only when stderr is a terminal)
+
+
+@dataclass
+class TrainResult:
+    history: list                      # [{"step", "loss", "lr", "grad_norm", "tokens_per_s"} | {"step", "val_loss", ...}]
+    step: int                          # steps completed
+    interrupted: bool = False
+    checkpoint_path: str | None = None
+    seconds: float = 0.0
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or the gradient norm became NaN or infinite."""
+
+
+def check_train_config(config):
+    """ValueError naming the first impossible setting."""
+    for name in ("steps", "batch_size", "grad_accum", "eval_interval", "checkpoint_interval"):
+        value = getattr(config, name)
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if not config.lr > 0:
+        raise ValueError(f"lr must be positive, got {config.lr}")
+    if config.warmup < 0 or config.grad_clip < 0:
+        raise ValueError(f"warmup and grad_clip must be >= 0, got {config.warmup} and {config.grad_clip}")
+
+
+class DeferredInterrupt:
+    """Within `with`, the first Ctrl-C only sets .requested (the loop checks it between steps);
+    a second one raises KeyboardInterrupt as usual. Does nothing outside the main thread."""
+
+    def __init__(self):
+        self.requested = False
+        self.previous = None
+
+    def handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self.handle)
+        return self
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+        return False
+
+
+def train(model, objective, config: TrainConfig, run_dir=None, resume=False, tokenizer=None, extra=None,
+          callback=None, log=print):
+    """Train `model` on `objective`; returns a TrainResult with the metrics history.
+
+    run_dir: where checkpoint.npz and metrics.jsonl go (None: nothing is written).
+    resume: continue from run_dir/checkpoint.npz (the model config must match).
+    tokenizer, extra: stored in the checkpoint so that `generate` and `evaluate` can rebuild everything.
+    callback(record, model): called after every step with that step's record (notebooks plot with it);
+    returning True stops the run after that step. log: prints one line per evaluation (None: silent).
+    """
+    check_train_config(config)
+    optimizer = make_optimizer(model, config.optimizer, config.lr, config.momentum, config.beta1,
+                               config.beta2, weight_decay=config.weight_decay,
+                               decay_embeddings=config.decay_embeddings)
+    ckpt_path = None if run_dir is None else os.path.join(run_dir, "checkpoint.npz")
+    rng, start, history = restore(ckpt_path, model, optimizer, config) if resume else \
+        (np.random.default_rng(config.seed), 0, [])
+    extra = dict(extra or {}, train_config=vars(config))
+    metrics = MetricsLog(run_dir, history)
+    keep_weights = getattr(model, "keep_attention_weights", None)
+    if keep_weights is not None:                       # a kernel speed-up, if the model offers it
+        model.keep_attention_weights = False
+    bar, started, interrupted = make_progress_bar(config, start), time.perf_counter(), False
+    with DeferredInterrupt() as interrupt:
+        for step in range(start, config.steps):
+            tick = time.perf_counter()
+            lr = learning_rate(step, config.schedule, config.lr, config.steps, config.warmup, config.min_lr)
+            loss, grad_norm, n_tokens = train_step(model, objective, optimizer, config, rng)
+            if not (math.isfinite(loss) and math.isfinite(grad_norm)):
+                bar.close()
+                metrics.close()
+                kept = f"the last good checkpoint is {ckpt_path}" if ckpt_path else "no checkpoint was written"
+                raise TrainingDiverged(f"loss became {loss} (gradient norm {grad_norm}) at step {step + 1} "
+                                       f"with lr {lr:.3g}; stopped before updating, {kept}. Try a lower lr.")
+            optimizer.step(lr)
+            record = metrics.add({"step": step + 1, "loss": loss, "lr": lr, "grad_norm": grad_norm,
+                                  "tokens_per_s": n_tokens / (time.perf_counter() - tick)})
+            bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{record['tokens_per_s']:.0f}", refresh=False)
+            bar.update(1)
+            last = step + 1 == config.steps
+            if (step + 1) % config.eval_interval == 0 or last:
+                log_line(bar, log, metrics.add({"step": step + 1, **evaluate(model, objective)}), record)
+            stop = bool(callback is not None and callback(record, model))
+            if (step + 1) % config.checkpoint_interval == 0 or last or interrupt.requested or stop:
+                if ckpt_path is not None:
+                    save_checkpoint(ckpt_path, model, optimizer, step + 1, rng, tokenizer,
+                                    dict(extra, history=history))
+            if interrupt.requested or stop:
+                interrupted = interrupt.requested
+                break
+    bar.close()
+    metrics.close()
+    if keep_weights is not None:
+        model.keep_attention_weights = keep_weights
+    completed = sum(1 for r in history if "loss" in r)
+    return TrainResult(history, completed, interrupted, ckpt_path, time.perf_counter() - started)
+
+
+def train_step(model, objective, optimizer, config, rng):
+    """Gradients of one step from config.grad_accum micro-batches, averaged and clipped (no update yet).
+
+    Returns (mean loss, gradient norm before clipping, tokens seen).
+    """
+    model.train()
+    model.zero_grad()
+    loss_sum, n_tokens = 0.0, 0
+    for _ in range(config.grad_accum):
+        batch = objective.train_batch(config.batch_size, rng)
+        loss, batch_tokens = objective.loss(model, batch, rng)
+        model.backward()                                   # ADDS this micro-batch's gradients
+        loss_sum, n_tokens = loss_sum + loss, n_tokens + batch_tokens
+    if config.grad_accum > 1:
+        for grad in optimizer.grads.values():
+            grad /= config.grad_accum                      # the mean over micro-batches, as one big batch
+    grad_norm = clip_grad_norm(optimizer.grads, config.grad_clip)
+    return loss_sum / config.grad_accum, grad_norm, n_tokens
+
+
+def restore(ckpt_path, model, optimizer, config):
+    """Load run_dir/checkpoint.npz into model and optimiser; returns (rng, step, history) to continue from."""
+    if ckpt_path is None:
+        raise ValueError("resume needs a run directory holding checkpoint.npz")
+    checkpoint = load_checkpoint(ckpt_path)
+    check_compatible(checkpoint, model)
+    load_params(model, checkpoint.params)
+    optimizer.load_state_dict(checkpoint.optim_state)
+    if checkpoint.step > config.steps:
+        raise ValueError(f"checkpoint is at step {checkpoint.step}, beyond the {config.steps} steps asked for")
+    return checkpoint.make_rng(), checkpoint.step, checkpoint.extra.get("history", [])
+
+
+class MetricsLog:
+    """The history list, mirrored line by line to run_dir/metrics.jsonl (rewritten from the start)."""
+
+    def __init__(self, run_dir, history):
+        self.history = history
+        self.file = None
+        if run_dir is not None:
+            os.makedirs(run_dir, exist_ok=True)
+            self.file = open(os.path.join(run_dir, "metrics.jsonl"), "w", encoding="utf-8")
+            for record in history:
+                self.file.write(json.dumps(record) + "\n")
+
+    def add(self, record):
+        self.history.append(record)
+        if self.file is not None:
+            self.file.write(json.dumps(record) + "\n")
+            self.file.flush()
+        return record
+
+    def close(self):
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+
+def evaluate(model, objective):
+    """The objective's validation metrics, computed in eval mode (no dropout)."""
+    model.eval()
+    metrics = objective.evaluate(model)
+    model.train()
+    return metrics
+
+
+def make_progress_bar(config, start):
+    """A tqdm bar on stderr showing loss, tokens/s and ETA; disabled unless stderr is a terminal."""
+    from tqdm.auto import tqdm
+    enabled = config.progress and sys.stderr.isatty()
+    return tqdm(total=config.steps, initial=start, disable=not enabled, unit="step", dynamic_ncols=True)
+
+
+def log_line(bar, log, evaluation, record):
+    """One line per evaluation, written above the progress bar."""
+    extras = "".join(f"  {key[4:]} {value:.3f}" for key, value in evaluation.items()
+                     if key.startswith("val_") and key not in ("val_loss", "val_ppl"))
+    line = (f"step {evaluation['step']:>6}  train loss {record['loss']:.4f}  val loss {evaluation['val_loss']:.4f}"
+            f"  val ppl {evaluation['val_ppl']:.2f}{extras}  ({record['tokens_per_s']:.0f} tokens/s)")
+    if log is None:
+        return
+    if not bar.disable:
+        bar.write(line)
+    else:
+        log(line)
+
+
+def read_metrics(path):
+    """The records of a metrics.jsonl file, as a list of dicts."""
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def plot_history(history, ax=None, smooth=20):
+    """Training loss (light: every step; dark: a running mean over `smooth` steps) and validation loss.
+
+    Returns the matplotlib Figure; never calls plt.show (save it with fig.savefig).
+    """
+    if ax is None:
+        from matplotlib.figure import Figure        # no pyplot: no global state, no window, works headless
+        fig = Figure(figsize=(7, 4))
+        ax = fig.subplots()
+    else:
+        fig = ax.figure
+    train_records = [r for r in history if "loss" in r]
+    val_records = [r for r in history if "val_loss" in r]
+    if train_records:
+        steps = np.array([r["step"] for r in train_records])            # (N,)
+        losses = np.array([r["loss"] for r in train_records])           # (N,)
+        ax.plot(steps, losses, color="tab:blue", alpha=0.25, linewidth=0.8)
+        window = max(1, min(smooth, len(losses)))
+        running = np.convolve(losses, np.ones(window) / window, mode="valid")   # (N - window + 1,)
+        ax.plot(steps[window - 1:], running, color="tab:blue", label=f"train (mean of {window})")
+    if val_records:
+        ax.plot([r["step"] for r in val_records], [r["val_loss"] for r in val_records], "o-",
+                color="tab:orange", label="validation")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (nats per token)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return fig
