@@ -155,7 +155,9 @@ def check_compatible(checkpoint, model):
     family = family_of(model)
     if checkpoint.family != family:
         raise ValueError(f"checkpoint holds a {checkpoint.family} model, not a {family}")
-    differences = config_differences(checkpoint.model_config, dataclasses.asdict(model.config))
+    # the init seed does not matter once the saved weights are loaded; every other field does
+    differences = [d for d in config_differences(checkpoint.model_config, dataclasses.asdict(model.config))
+                   if d[0] != "seed"]
     if differences:
         shown = ", ".join(f"{key}={saved!r} (this run: {current!r})" for key, saved, current in differences[:4])
         raise ValueError(f"checkpoint was saved with a different model config: {shown}")

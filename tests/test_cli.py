@@ -1,0 +1,179 @@
+"""The command line, run as a user runs it (subprocesses): it works end to end, and every bad input
+is ONE line on stderr, exit code 2, no traceback, and nothing overwritten."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+TINY = ["--block-size", "16", "--width", "16", "--layers", "1", "--heads", "2", "--batch-size", "4",
+        "--no-progress"]
+TEXT = "To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n" * 20
+
+
+def cli(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "numpy_transformer", *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def assert_clear_error(result, *fragments):
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    assert len(lines) == 1, f"expected one line, got:\n{result.stderr}"
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    path = tmp_path_factory.mktemp("corpus") / "hamlet.txt"
+    path.write_text(TEXT, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, corpus):
+    """A tiny GPT run made once through the CLI: its directory."""
+    run_dir = tmp_path_factory.mktemp("run") / "gpt"
+    result = cli("pretrain", "--corpus", corpus, "--steps", 4, "--eval-interval", 2, "--out", run_dir,
+                 "--sample-length", 30, *TINY)
+    assert result.returncode == 0, result.stderr
+    assert "sample:" in result.stdout and "val loss" in result.stdout
+    return run_dir
+
+
+def test_pretrain_end_to_end_writes_checkpoint_metrics_and_plot(run):
+    assert {"checkpoint.npz", "metrics.jsonl", "loss.png"} <= set(os.listdir(run))
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "val_loss" in r] == [2, 4]
+
+
+def test_generate_evaluate_attention_on_the_run(run, tmp_path):
+    generated = cli("generate", "--run", run, "--prompt", "To be", "--max-new-tokens", 20, "--seed", 1)
+    assert generated.returncode == 0 and generated.stdout.startswith("To be"), generated.stderr
+    evaluated = cli("evaluate", "--run", run)
+    assert evaluated.returncode == 0 and "val_loss" in evaluated.stdout, evaluated.stderr
+    png = tmp_path / "attn.png"
+    drawn = cli("attention", "--run", run, "--text", "To be", "--out", png)
+    assert drawn.returncode == 0, drawn.stderr
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_resume_continues_to_more_steps(run, tmp_path, corpus):
+    copy = tmp_path / "resumed"
+    copy.mkdir()
+    (copy / "checkpoint.npz").write_bytes((run / "checkpoint.npz").read_bytes())
+    result = cli("pretrain", "--corpus", corpus, "--steps", 6, "--eval-interval", 2, "--out", copy,
+                 "--sample-length", 0, "--resume", *TINY)
+    assert result.returncode == 0, result.stderr
+    assert "done: 6 steps" in result.stdout
+
+
+def test_transformer_and_encoder_families_run(tmp_path):
+    seq2seq = cli("pretrain", "--model", "transformer", "--corpus", "reverse", "--task-examples", 200,
+                  "--task-length", 4, "--steps", 3, "--out", tmp_path / "t", *TINY[2:])
+    assert seq2seq.returncode == 0, seq2seq.stderr
+    assert "exact_match" in seq2seq.stdout
+    decoded = cli("generate", "--run", tmp_path / "t", "--prompt", "1234", "--temperature", 0)
+    assert decoded.returncode == 0, decoded.stderr
+    encoder = cli("pretrain", "--model", "encoder", "--steps", 3, "--out", tmp_path / "e", *TINY)
+    assert encoder.returncode == 0, encoder.stderr
+    tuned = cli("finetune", "--run", tmp_path / "e", "--steps", 3, "--train-examples", 8)
+    assert tuned.returncode == 0 and "from scratch: accuracy" in tuned.stdout, tuned.stderr
+
+
+def test_ctrl_c_saves_and_exits_cleanly(tmp_path, corpus):
+    out = tmp_path / "interrupted"
+    process = subprocess.Popen([sys.executable, "-m", "numpy_transformer", "pretrain", "--corpus", str(corpus),
+                                "--steps", "100000", "--out", str(out), *TINY], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    metrics = out / "metrics.jsonl"
+    deadline = time.time() + 60
+    while time.time() < deadline and not (metrics.exists() and metrics.read_text().count("\n") >= 2):
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "interrupted at step" in stdout
+    assert (out / "checkpoint.npz").exists()
+
+
+# --- bad input: one line, exit code 2, nothing overwritten ---------------------------------------
+
+def test_empty_missing_and_non_utf8_corpus(tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    assert_clear_error(cli("pretrain", "--corpus", empty), "is empty")
+    assert_clear_error(cli("pretrain", "--corpus", tmp_path / "missing.txt"), "does not exist")
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("caf\u00e9 cr\u00e8me ".encode("latin-1") * 50)
+    assert_clear_error(cli("pretrain", "--corpus", latin1), "not UTF-8")
+    assert_clear_error(cli("pretrain", "--corpus", "shakespear"), "neither a known corpus")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_prompt_with_unknown_characters(run):
+    assert_clear_error(cli("generate", "--run", run, "--prompt", "To be \u20ac"), "not in the vocabulary", "\u20ac")
+
+
+def test_checkpoint_from_another_config_is_refused_and_kept(run, tmp_path, corpus):
+    copy = tmp_path / "other"
+    copy.mkdir()
+    original = (run / "checkpoint.npz").read_bytes()
+    (copy / "checkpoint.npz").write_bytes(original)
+    result = cli("pretrain", "--corpus", corpus, "--steps", 6, "--out", copy, "--resume", *TINY[:2],
+                 "--width", "32", *TINY[4:])
+    assert_clear_error(result, "width=16 (this run: 32)")
+    assert (copy / "checkpoint.npz").read_bytes() == original
+    assert not (copy / "metrics.jsonl").exists()
+
+
+def test_checkpoint_of_another_version_truncated_or_corrupted(run, tmp_path):
+    with np.load(run / "checkpoint.npz", allow_pickle=False) as npz:
+        arrays = {key: npz[key] for key in npz.files}
+    arrays["format_version"] = np.array(99)
+    np.savez(tmp_path / "future.npz", **arrays)
+    assert_clear_error(cli("generate", "--checkpoint", tmp_path / "future.npz"), "format version 99")
+    data = (run / "checkpoint.npz").read_bytes()
+    (tmp_path / "truncated.npz").write_bytes(data[: len(data) // 3])
+    assert_clear_error(cli("evaluate", "--checkpoint", tmp_path / "truncated.npz"), "truncated or corrupted")
+    assert_clear_error(cli("generate", "--checkpoint", tmp_path / "nothing.npz"), "does not exist")
+
+
+def test_unknown_flag_and_wrong_typed_value():
+    assert_clear_error(cli("pretrain", "--stepz", 3), "unrecognized arguments: --stepz")
+    assert_clear_error(cli("pretrain", "--steps", "three"), "--steps", "three")
+    assert_clear_error(cli("pretrain", "--lr", "-1"), "--lr")
+    assert_clear_error(cli("fly"), "invalid choice")
+
+
+def test_block_size_larger_than_the_corpus(corpus):
+    assert_clear_error(cli("pretrain", "--corpus", corpus, "--block-size", 5000, "--steps", 1),
+                       "block size 5000 is larger than")
+
+
+def test_config_file_settings_and_errors(tmp_path, corpus):
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"corpus": str(corpus), "steps": 2, "eval_interval": 2, "block_size": 16,
+                                "width": 16, "layers": 1, "heads": 2, "batch_size": 4, "progress": False,
+                                "out": str(tmp_path / "from_config"), "sample_length": 0}))
+    result = cli("pretrain", "--config", good, "--steps", 3)           # a typed flag beats the file
+    assert result.returncode == 0, result.stderr
+    assert "done: 3 steps" in result.stdout
+    unknown = tmp_path / "unknown.json"
+    unknown.write_text(json.dumps({"stepz": 2}))
+    assert_clear_error(cli("pretrain", "--config", unknown), "--stepz")
+    broken = tmp_path / "broken.json"
+    broken.write_text("{steps: 2")
+    assert_clear_error(cli("pretrain", "--config", broken), "not valid JSON")
+
+
+def test_help_on_every_command():
+    for command in ("pretrain", "generate", "evaluate", "finetune", "attention"):
+        result = cli(command, "--help")
+        assert result.returncode == 0 and "usage:" in result.stdout
