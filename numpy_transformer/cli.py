@@ -92,10 +92,15 @@ def add_trainer_flags(parser):
             group.add_argument(flag, dest=f.name, choices=choices, default=argparse.SUPPRESS,
                                help=f"(default {f.default})")
         else:
-            kind = positive_int if f.type in (int, "int") and f.name != "seed" and f.name != "warmup" else \
-                (int if f.type in (int, "int") else non_negative_float)
-            group.add_argument(flag, dest=f.name, type=kind, default=argparse.SUPPRESS,
+            group.add_argument(flag, dest=f.name, type=flag_type(f.name, f.type), default=argparse.SUPPRESS,
                                help=f"(default {f.default}; family defaults may differ)")
+
+
+def flag_type(name, annotation):
+    """The argparse type of a TrainConfig field: counts must be positive, seed/warmup any int, rates >= 0."""
+    if annotation in (int, "int"):
+        return int if name in ("seed", "warmup") else positive_int
+    return non_negative_float
 
 
 def add_model_flags(parser):
@@ -225,7 +230,8 @@ def pretrain_settings(argv, parser):
     if "config" in typed:
         file_tokens = read_config_file(typed["config"], parser)
         from_file = vars(parser.parse_args(["pretrain"] + file_tokens))
-    preset = PRESETS[typed.get("preset", from_file.get("preset"))] if ("preset" in typed or "preset" in from_file) else {}
+    preset_name = typed.get("preset", from_file.get("preset"))
+    preset = PRESETS[preset_name] if preset_name else {}
     family = typed.get("model", from_file.get("model", preset.get("model", "gpt")))
     settings = dict(FAMILY_DEFAULTS[family], model=family, vocab_size=0, val_fraction=0.05, task_length=0,
                     task_examples=20000, out=None, resume=False, time_limit=0.0, sample_length=400)

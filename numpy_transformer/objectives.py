@@ -140,7 +140,7 @@ class Seq2Seq:
     exact-match accuracy: the share of sequences whose every token is right.
     """
 
-    def __init__(self, train_src, train_tgt, val_src, val_tgt, bos_id, eos_id, pad_id, max_eval=500):
+    def __init__(self, train_src, train_tgt, val_src, val_tgt, bos_id, eos_id, pad_id, max_eval=2000):
         self.train_src, self.train_tgt = np.asarray(train_src), np.asarray(train_tgt)
         self.val_src, self.val_tgt = np.asarray(val_src)[:max_eval], np.asarray(val_tgt)[:max_eval]
         if len(self.train_src) == 0 or len(self.val_src) == 0:

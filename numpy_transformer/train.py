@@ -120,8 +120,10 @@ def train(model, objective, config: TrainConfig, run_dir=None, resume=False, tok
                                config.beta2, weight_decay=config.weight_decay,
                                decay_embeddings=config.decay_embeddings)
     ckpt_path = None if run_dir is None else os.path.join(run_dir, "checkpoint.npz")
-    rng, start, history = restore(ckpt_path, model, optimizer, config) if resume else \
-        (np.random.default_rng(config.seed), 0, [])
+    if resume:
+        rng, start, history = restore(ckpt_path, model, optimizer, config)
+    else:
+        rng, start, history = np.random.default_rng(config.seed), 0, []
     extra = dict(extra or {}, train_config=vars(config))
     metrics = MetricsLog(run_dir, history)
     keep_weights = getattr(model, "keep_attention_weights", None)
