@@ -31,6 +31,7 @@ def next_token_probs(logits, temperature=1.0, top_k=None, top_p=None):
         probs = np.zeros_like(logits)
         probs[np.arange(len(logits)), logits.argmax(axis=-1)] = 1.0
         return probs
+    # ==== exercise 13 sampling ====
     scaled = logits / temperature                                      # (B, V)
     if top_k is not None and top_k < scaled.shape[-1]:
         kth_largest = np.sort(scaled, axis=-1)[:, -top_k][:, None]     # (B, 1)
@@ -47,6 +48,7 @@ def next_token_probs(logits, temperature=1.0, top_k=None, top_p=None):
         np.put_along_axis(keep, order, keep_sorted, axis=-1)           # (B, V) back in vocabulary order
         probs = np.where(keep, probs, 0.0)
         probs /= probs.sum(axis=-1, keepdims=True)
+    # ==== end exercise 13 ====
     return probs
 
 

@@ -168,6 +168,7 @@ class Adam(Optimizer):
         decays = self.weight_decay > 0 and self.decay[name]
         if decays and not self.decoupled:
             grad = grad + self.weight_decay * param                      # Adam + L2
+        # ==== exercise 12 adamw ====
         m, v = self.m[name], self.v[name]
         m *= self.beta1
         m += (1.0 - self.beta1) * grad                                   # m = b1 m + (1 - b1) g
@@ -180,6 +181,7 @@ class Adam(Optimizer):
         if decays and self.decoupled:
             param -= (lr * self.weight_decay) * param                    # AdamW: shrink the weight itself
         param -= lr * m_hat / (np.sqrt(v_hat) + self.eps)
+        # ==== end exercise 12 ====
 
 
 class AdamW(Adam):

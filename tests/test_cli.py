@@ -94,7 +94,8 @@ def test_ctrl_c_saves_and_exits_cleanly(tmp_path, corpus):
                                stderr=subprocess.PIPE, text=True)
     metrics = out / "metrics.jsonl"
     deadline = time.time() + 60
-    while time.time() < deadline and not (metrics.exists() and metrics.read_text().count("\n") >= 2):
+    while time.time() < deadline and process.poll() is None and not (
+            metrics.exists() and metrics.read_text().count("\n") >= 2):
         time.sleep(0.2)
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=60)

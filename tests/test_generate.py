@@ -6,6 +6,7 @@ from numpy_transformer.generate import generate, generate_seq2seq, next_token_pr
 from numpy_transformer.models import GPT, GPTConfig, Transformer, TransformerConfig
 
 
+@pytest.mark.ex14
 def test_gpt_kv_cache_equals_full_recomputation():
     model = GPT(GPTConfig(vocab_size=17, max_len=16, width=32, num_heads=4, num_layers=2, dtype="float64")).eval()
     ids = np.random.default_rng(0).integers(0, 17, (3, 12))
@@ -44,6 +45,7 @@ def test_float32_model_generates_with_cache():
     assert out.shape == (1, 23) and out.max() < 11
 
 
+@pytest.mark.ex13
 def test_greedy_topk_topp_distributions():
     logits = np.log(np.array([[0.5, 0.3, 0.15, 0.05]]))
     np.testing.assert_allclose(next_token_probs(logits, temperature=0), [[1, 0, 0, 0]])
@@ -55,6 +57,7 @@ def test_greedy_topk_topp_distributions():
     np.testing.assert_allclose(cold, np.array([[0.25, 0.09, 0.0225, 0.0025]]) / 0.365)
 
 
+@pytest.mark.ex13
 def test_sampling_frequencies_follow_the_distribution():
     logits = np.log(np.tile([[0.5, 0.3, 0.15, 0.05]], (20000, 1)))
     draws = sample_next(logits, np.random.default_rng(0))

@@ -16,12 +16,14 @@ from numpy_transformer.layers.positional import add_positions_backward, add_posi
 from numpy_transformer.layers.softmax import softmax_backward, softmax_forward
 
 
+@pytest.mark.ex01
 def test_linear_backward(rng):
     inputs = {"x": rng.standard_normal((2, 3, 4)), "weight": rng.standard_normal((4, 5)),
               "bias": rng.standard_normal(5)}
     assert_gradcheck(check_function(linear_forward, linear_backward, inputs, rng), where="linear")
 
 
+@pytest.mark.ex01
 def test_linear_backward_without_bias(rng):
     forward = lambda x, w: linear_forward(x, w, None)
     backward = lambda dy, cache: linear_backward(dy, cache)[:2]
@@ -29,6 +31,7 @@ def test_linear_backward_without_bias(rng):
     assert_gradcheck(check_function(forward, backward, inputs, rng), where="linear no bias")
 
 
+@pytest.mark.ex05
 def test_embedding_backward_accumulates_repeated_ids(rng):
     ids = np.array([[1, 3, 1], [0, 1, 3]])              # id 1 three times, 3 twice, 2 never
     forward = lambda w: embedding_forward(ids, w)
@@ -47,18 +50,21 @@ def test_positions_backward(rng, offset):
     assert_gradcheck(check_function(forward, add_positions_backward, inputs, rng), where="positions")
 
 
+@pytest.mark.ex07
 def test_layernorm_backward(rng):
     inputs = {"x": rng.standard_normal((2, 3, 6)) * 3 + 1, "gamma": 1 + 0.3 * rng.standard_normal(6),
               "beta": rng.standard_normal(6)}
     assert_gradcheck(check_function(layernorm_forward, layernorm_backward, inputs, rng), where="layernorm")
 
 
+@pytest.mark.ex02
 def test_relu_backward(rng):
     x = rng.standard_normal((3, 7))
     x[np.abs(x) < 1e-3] = 0.5                            # keep away from the kink at 0
     assert_gradcheck(check_function(relu_forward, relu_backward, {"x": x}, rng), where="relu")
 
 
+@pytest.mark.ex02
 @pytest.mark.parametrize("approximate", ["none", "tanh"])
 def test_gelu_backward(rng, approximate):
     forward = lambda x: gelu_forward(x, approximate)
@@ -78,11 +84,13 @@ def test_dropout_backward_uses_the_forward_mask(rng):
     assert_gradcheck(check_function(forward, dropout_backward, inputs, rng), where="dropout")
 
 
+@pytest.mark.ex03
 def test_softmax_backward(rng):
     inputs = {"x": rng.standard_normal((2, 3, 5)) * 2}
     assert_gradcheck(check_function(softmax_forward, softmax_backward, inputs, rng), where="softmax")
 
 
+@pytest.mark.ex03
 def test_softmax_backward_with_mask(rng):
     mask = np.array([False, True, False, False, True])
     forward = lambda x: softmax_forward(x, mask)
@@ -90,6 +98,8 @@ def test_softmax_backward_with_mask(rng):
     assert_gradcheck(check_function(forward, softmax_backward, inputs, rng), where="softmax masked")
 
 
+@pytest.mark.ex08
+@pytest.mark.ex09
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("padded", [False, True])
 @pytest.mark.parametrize("need_weights", [True, False])
@@ -106,6 +116,8 @@ def test_attention_backward(rng, causal, padded, need_weights):
     assert_gradcheck(report, where=f"attention causal={causal} padded={padded}")
 
 
+@pytest.mark.ex08
+@pytest.mark.ex09
 def test_cross_attention_backward_with_longer_source(rng):
     B, H, T, S, D = 2, 3, 2, 5, 4
     padding = np.zeros((B, S), dtype=bool)
@@ -116,6 +128,7 @@ def test_cross_attention_backward_with_longer_source(rng):
     assert_gradcheck(check_function(forward, attention_backward, inputs, rng), where="cross-attention")
 
 
+@pytest.mark.ex04
 @pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
 def test_cross_entropy_backward(rng, label_smoothing):
     targets = np.array([[1, 4, -100], [0, 2, 3]])       # one ignored position

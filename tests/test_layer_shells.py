@@ -10,6 +10,7 @@ from numpy_transformer.layers import (DecoderLayer, EncoderLayer, FeedForward, I
 F64 = np.float64
 
 
+@pytest.mark.ex10
 def test_multihead_self_attention(rng):
     layer = randomize_parameters(MultiHeadAttention(8, 2, rng, F64), rng)
     padding = np.array([[False] * 5, [False, False, False, True, True]])
@@ -17,6 +18,7 @@ def test_multihead_self_attention(rng):
     assert_gradcheck(report, where="MHA self")
 
 
+@pytest.mark.ex10
 def test_multihead_cross_attention(rng):
     layer = randomize_parameters(MultiHeadAttention(6, 3, rng, F64), rng)
     inputs = {"x": rng.standard_normal((2, 4, 6)), "memory": rng.standard_normal((2, 7, 6))}
@@ -29,6 +31,7 @@ def test_feed_forward(rng, activation):
     assert_gradcheck(check_layer(layer, {"x": rng.standard_normal((2, 3, 6))}, rng), where=f"FFN {activation}")
 
 
+@pytest.mark.ex11
 @pytest.mark.parametrize("pre_norm", [True, False])
 def test_residual_block_both_arrangements(rng, pre_norm):
     inner = Linear(6, 6, rng, dtype=F64)
@@ -53,6 +56,7 @@ def test_decoder_layer(rng, pre_norm):
     assert_gradcheck(report, where=f"decoder layer pre={pre_norm}")
 
 
+@pytest.mark.ex07
 def test_layernorm_shell(rng):
     layer = randomize_parameters(LayerNorm(5, dtype=F64), rng)
     assert_gradcheck(check_layer(layer, {"x": rng.standard_normal((3, 5))}, rng), where="LayerNorm shell")

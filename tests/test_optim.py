@@ -31,6 +31,7 @@ def test_sgd_momentum_matches_hand_computation():
     np.testing.assert_allclose(model.params["weight"], w0 - 0.1 * g - 0.1 * 1.9 * g)
 
 
+@pytest.mark.ex12
 def test_adam_first_steps_match_hand_computation():
     model = TwoParams()
     p0, g = model.params["bias"].copy(), model.dparams["bias"].copy()
@@ -46,6 +47,7 @@ def test_adam_first_steps_match_hand_computation():
     np.testing.assert_allclose(model.params["bias"], expected)
 
 
+@pytest.mark.ex12
 def test_adamw_decays_weights_but_not_biases():
     model = TwoParams()
     w0, b0 = model.params["weight"].copy(), model.params["bias"].copy()

@@ -41,6 +41,7 @@ def test_padded_keys_change_nothing(rng):
     np.testing.assert_allclose(hidden[:, :4], unpadded, rtol=0, atol=1e-12)
 
 
+@pytest.mark.ex08
 def test_attention_weights_zero_on_masked_keys_and_rows_sum_to_one(rng):
     q, k, v = (rng.standard_normal((2, 3, 5, 4)) for _ in range(3))
     padding = np.zeros((2, 5), dtype=bool)
@@ -53,6 +54,7 @@ def test_attention_weights_zero_on_masked_keys_and_rows_sum_to_one(rng):
     np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-12)
 
 
+@pytest.mark.ex03
 def test_softmax_shift_invariance(rng):
     x = rng.standard_normal((4, 6))
     p, _ = softmax_forward(x)
@@ -162,6 +164,7 @@ def test_attention_maps_have_the_documented_shapes(rng):
     assert [m.shape for m in gpt.attention_maps()] == [(2, 2, 6, 6)] * 2
 
 
+@pytest.mark.ex14
 def test_kv_cache_decoding_equals_full_recomputation(rng):
     model = tiny_gpt()
     ids = rng.integers(0, 13, (2, 9))
@@ -186,3 +189,36 @@ def test_dropout_is_identity_in_eval_and_reproducible_in_train(rng):
     eval_b, _ = model.forward(ids)
     np.testing.assert_array_equal(eval_a, eval_b)
     assert not np.allclose(eval_a, train_a)
+
+
+@pytest.mark.ex06
+def test_sinusoidal_encoding_matches_the_paper_entry_by_entry():
+    from numpy_transformer.layers import sinusoidal_encoding
+    table = sinusoidal_encoding(20, 6)
+    for pos in range(20):
+        for i in range(3):
+            angle = pos / 10000 ** (2 * i / 6)
+            assert table[pos, 2 * i] == pytest.approx(math.sin(angle), abs=1e-12)
+            assert table[pos, 2 * i + 1] == pytest.approx(math.cos(angle), abs=1e-12)
+
+
+@pytest.mark.ex06
+def test_sinusoidal_offset_is_a_rotation_of_each_pair():
+    from numpy_transformer.layers import sinusoidal_encoding
+    table = sinusoidal_encoding(30, 8)
+    k = 5
+    for i in range(4):
+        omega = 1 / 10000 ** (2 * i / 8)
+        rotation = np.array([[math.cos(omega * k), -math.sin(omega * k)], [math.sin(omega * k), math.cos(omega * k)]])
+        pairs = table[:25, 2 * i:2 * i + 2]                       # (sin, cos) at pos
+        np.testing.assert_allclose(pairs @ rotation, table[k:k + 25, 2 * i:2 * i + 2], atol=1e-12)
+
+
+@pytest.mark.ex10
+def test_split_heads_takes_column_blocks_and_merge_inverts_it(rng):
+    from numpy_transformer.layers import merge_heads, split_heads
+    x = rng.standard_normal((2, 5, 12))
+    heads = split_heads(x, 3)
+    assert heads.shape == (2, 3, 5, 4)
+    np.testing.assert_array_equal(heads[:, 1], x[:, :, 4:8])    # head 1 = columns 4..7
+    np.testing.assert_array_equal(merge_heads(heads), x)
