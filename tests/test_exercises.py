@@ -170,3 +170,15 @@ def test_grader_command_line_errors_are_one_line(student):
     result = run(student, "-m", "numpy_transformer.exercises", "grade", "--exercise", "99")
     assert result.returncode == 2
     assert result.stderr.startswith("error: unknown exercise '99'") and "Traceback" not in result.stderr
+
+
+def test_fixtures_are_up_to_date_with_the_solutions():
+    import numpy as np
+    from numpy_transformer.exercises.grade import load_fixture
+    from numpy_transformer.exercises.instructor.make_fixtures import build
+    for exercise in LADDER:
+        stored, fresh = load_fixture(exercise.number), build(exercise.number)
+        assert sorted(stored) == sorted(fresh), f"fixture {exercise.number}: regenerate with make_fixtures"
+        for name in fresh:
+            np.testing.assert_allclose(stored[name], fresh[name], rtol=1e-12, atol=1e-14,
+                                       err_msg=f"fixture {exercise.number} {name}: regenerate with make_fixtures")
