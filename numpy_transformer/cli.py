@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from .checkpoint import build_model, check_compatible, load_checkpoint
+from .checkpoint import check_compatible, load_checkpoint
 from .train import TrainConfig, TrainingDiverged, plot_history, train
 
 EXIT_BAD_INPUT = 2
@@ -33,19 +33,19 @@ FAMILY_DEFAULTS = {
     "gpt": dict(corpus="shakespeare", tokenizer="char", block_size=64, width=128, layers=3, heads=4,
                 ffn_hidden=0, dropout=0.0, steps=600, batch_size=32, lr=2e-3, warmup=50, min_lr=1e-4,
                 weight_decay=0.1, eval_interval=100, checkpoint_interval=100),
-    "encoder": dict(corpus="reviews", tokenizer="word", block_size=32, width=64, layers=2, heads=4,
+    "encoder": dict(corpus="reviews", tokenizer="word", block_size=40, width=64, layers=2, heads=4,
                     ffn_hidden=0, dropout=0.0, steps=1000, batch_size=32, lr=1e-3, warmup=100,
                     min_lr=1e-4, weight_decay=0.01, eval_interval=200, checkpoint_interval=200),
     "transformer": dict(corpus="reverse", tokenizer="char", block_size=0, width=64, layers=2, heads=4,
-                        ffn_hidden=0, dropout=0.0, steps=1500, batch_size=64, lr=1e-3, warmup=200,
+                        ffn_hidden=0, dropout=0.0, steps=1000, batch_size=64, lr=1e-3, warmup=200,
                         min_lr=1e-5, weight_decay=0.0, eval_interval=250, checkpoint_interval=250),
 }
 PRESETS = {
     # char-level GPT on Shakespeare to validation loss <= 1.9 nats (see docs/training.md for timings)
     "shakespeare": dict(model="gpt", corpus="shakespeare", block_size=128, width=128, layers=4, heads=4,
-                        steps=3000, batch_size=32, lr=2e-3, warmup=100, min_lr=1e-4, eval_interval=250,
-                        checkpoint_interval=250),
-    "reverse": dict(model="transformer", corpus="reverse", steps=1500),
+                        steps=1400, batch_size=24, lr=2e-3, warmup=100, min_lr=1e-4, eval_interval=200,
+                        checkpoint_interval=200),
+    "reverse": dict(model="transformer", corpus="reverse", steps=1000),
     "sort": dict(model="transformer", corpus="sort", steps=2500),
     "reviews": dict(model="encoder", corpus="reviews"),
 }

@@ -59,13 +59,15 @@ def labelled_reviews(n_examples, seed):
     return texts, labels.astype(np.int64)
 
 
-def classification_arrays(texts, tokenizer, max_len, cls_id, pad_id):
-    """ids (N, max_len) = [CLS] + tokens + [PAD]...; ValueError if a text does not fit."""
+def classification_arrays(texts, tokenizer, max_len, cls_id, pad_id, truncate=False):
+    """ids (N, max_len) = [CLS] + tokens + [PAD]...; a text that does not fit is cut (truncate=True)
+    or is a ValueError."""
     ids = np.full((len(texts), max_len), pad_id, dtype=np.int64)              # (N, T)
     for row, text in enumerate(texts):
         tokens = [cls_id] + tokenizer.encode(text)
-        if len(tokens) > max_len:
+        if len(tokens) > max_len and not truncate:
             raise ValueError(f"example {row} has {len(tokens)} tokens with [CLS], more than max_len {max_len}")
+        tokens = tokens[:max_len]
         ids[row, :len(tokens)] = tokens
     return ids
 

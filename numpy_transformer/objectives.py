@@ -3,11 +3,13 @@
 Every objective has the same three methods, so one training loop serves every model family:
 
     train_batch(batch_size, rng) -> dict of arrays          (random, drawn from rng)
-    loss(model, batch, rng)      -> (loss: float, n_tokens)  runs model.forward; model.backward() follows
+    loss(model, batch, rng)      -> (loss: float, n_counted) runs model.forward; model.backward() follows;
+                                                             n_counted = predictions averaged over
     evaluate(model)              -> {"val_loss": ..., "val_ppl": ..., ...} on a FIXED validation set
 
     CausalLM        GPT:          predict token t+1 from tokens 0..t          loss = mean_t -log p(x_{t+1} | x_<=t)
     MaskedLM        Encoder:      predict the 15% hidden tokens from both sides (BERT's 80/10/10 recipe)
+    MaskedSentences Encoder:      the same on separate [CLS] sentence [PAD] rows (the fine-tuning layout)
     Seq2Seq         Transformer:  predict target token i from the source and target tokens < i
     Classification  Encoder:      predict one label per sequence from the [CLS] position
 
@@ -26,6 +28,11 @@ IGNORE_INDEX = -100
 def perplexity(loss):
     """exp(mean cross-entropy in nats): the effective number of equally likely choices per token."""
     return math.exp(min(loss, 50.0))            # capped so a diverged loss gives a number, not OverflowError
+
+
+def tokens_in(batch):
+    """How many input tokens a batch feeds the model (for tokens/s): ids, or source plus target ids."""
+    return sum(batch[key].size for key in ("ids", "src", "trg_in") if key in batch)
 
 
 def mean_loss(model, objective, batches):
@@ -124,6 +131,40 @@ class MaskedLM:
 
     def loss(self, model, batch, rng=None):
         _, loss = model.forward(batch["ids"], batch["targets"], head="mlm", rng=rng)
+        return float(loss), max(int((batch["targets"] != IGNORE_INDEX).sum()), 1)
+
+    def evaluate(self, model):
+        val_loss = mean_loss(model, self, self.val_set)
+        return {"val_loss": val_loss, "val_ppl": perplexity(val_loss)}
+
+
+class MaskedSentences:
+    """Masked-LM pretraining for the Encoder on separate sequences laid out as fine-tuning will see
+    them: rows of [CLS] tokens [PAD]... (N, T). [CLS] and padding are never chosen for masking, and
+    padded keys are masked out of attention."""
+
+    def __init__(self, train_rows, val_rows, mask_id, n_random, pad_id, cls_id, mask_prob=0.15, eval_seed=1234):
+        self.train_rows, self.val_rows = np.asarray(train_rows), np.asarray(val_rows)
+        if len(self.train_rows) == 0 or len(self.val_rows) == 0:
+            raise ValueError(f"masked LM needs training and validation sequences, got {len(self.train_rows)} "
+                             f"and {len(self.val_rows)}")
+        self.mask_id, self.n_random, self.pad_id, self.cls_id = mask_id, n_random, pad_id, cls_id
+        self.mask_prob = mask_prob
+        eval_rng = np.random.default_rng(eval_seed)
+        self.val_set = [self.rows_to_batch(self.val_rows[i:i + 256], eval_rng)
+                        for i in range(0, len(self.val_rows), 256)]
+
+    def rows_to_batch(self, rows, rng):
+        can_mask = (rows != self.pad_id) & (rows != self.cls_id)                 # (B, T)
+        inputs, targets = mask_tokens(rows, rng, self.mask_id, self.n_random, self.mask_prob, can_mask)
+        return {"ids": inputs, "targets": targets, "padding": rows == self.pad_id}
+
+    def train_batch(self, batch_size, rng):
+        picked = rng.integers(0, len(self.train_rows), size=batch_size)          # (B,)
+        return self.rows_to_batch(self.train_rows[picked], rng)
+
+    def loss(self, model, batch, rng=None):
+        _, loss = model.forward(batch["ids"], batch["targets"], padding_mask=batch["padding"], head="mlm", rng=rng)
         return float(loss), max(int((batch["targets"] != IGNORE_INDEX).sum()), 1)
 
     def evaluate(self, model):

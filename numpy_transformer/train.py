@@ -25,11 +25,12 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from .checkpoint import check_compatible, load_checkpoint, load_params, save_checkpoint
+from .objectives import tokens_in
 from .optim import clip_grad_norm, make_optimizer
 from .schedules import learning_rate
 
@@ -58,7 +59,8 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
-    history: list                      # [{"step", "loss", "lr", "grad_norm", "tokens_per_s"} | {"step", "val_loss", ...}]
+    history: list                      # [{"step", "loss", "lr", "grad_norm", "tokens_per_s", "seconds"}
+                                       #  | {"step", "val_loss", "val_ppl", ...}]
     step: int                          # steps completed
     interrupted: bool = False
     checkpoint_path: str | None = None
@@ -142,15 +144,16 @@ def train(model, objective, config: TrainConfig, run_dir=None, resume=False, tok
                 raise TrainingDiverged(f"loss became {loss} (gradient norm {grad_norm}) at step {step + 1} "
                                        f"with lr {lr:.3g}; stopped before updating, {kept}. Try a lower lr.")
             optimizer.step(lr)
+            now = time.perf_counter()
             record = metrics.add({"step": step + 1, "loss": loss, "lr": lr, "grad_norm": grad_norm,
-                                  "tokens_per_s": n_tokens / (time.perf_counter() - tick)})
+                                  "tokens_per_s": n_tokens / (now - tick), "seconds": now - started})
             bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{record['tokens_per_s']:.0f}", refresh=False)
             bar.update(1)
-            last = step + 1 == config.steps
-            if (step + 1) % config.eval_interval == 0 or last:
-                log_line(bar, log, metrics.add({"step": step + 1, **evaluate(model, objective)}), record)
             stop = bool(callback is not None and callback(record, model))
-            if (step + 1) % config.checkpoint_interval == 0 or last or interrupt.requested or stop:
+            finishing = step + 1 == config.steps or stop
+            if (step + 1) % config.eval_interval == 0 or finishing:
+                log_line(bar, log, metrics.add({"step": step + 1, **evaluate(model, objective)}), record)
+            if (step + 1) % config.checkpoint_interval == 0 or finishing or interrupt.requested:
                 if ckpt_path is not None:
                     save_checkpoint(ckpt_path, model, optimizer, step + 1, rng, tokenizer,
                                     dict(extra, history=history))
@@ -175,9 +178,9 @@ def train_step(model, objective, optimizer, config, rng):
     loss_sum, n_tokens = 0.0, 0
     for _ in range(config.grad_accum):
         batch = objective.train_batch(config.batch_size, rng)
-        loss, batch_tokens = objective.loss(model, batch, rng)
+        loss, _ = objective.loss(model, batch, rng)
         model.backward()                                   # ADDS this micro-batch's gradients
-        loss_sum, n_tokens = loss_sum + loss, n_tokens + batch_tokens
+        loss_sum, n_tokens = loss_sum + loss, n_tokens + tokens_in(batch)
     if config.grad_accum > 1:
         for grad in optimizer.grads.values():
             grad /= config.grad_accum                      # the mean over micro-batches, as one big batch

@@ -174,7 +174,11 @@ def test_config_file_settings_and_errors(tmp_path, corpus):
     assert_clear_error(cli("pretrain", "--config", broken), "not valid JSON")
 
 
-def test_help_on_every_command():
+def test_help_on_every_command(capsys):
+    from numpy_transformer.cli import build_parser          # in-process: five interpreter starts saved
     for command in ("pretrain", "generate", "evaluate", "finetune", "attention"):
-        result = cli(command, "--help")
-        assert result.returncode == 0 and "usage:" in result.stdout
+        with pytest.raises(SystemExit) as exit_info:
+            build_parser().parse_args([command, "--help"])
+        assert exit_info.value.code == 0
+        assert f"usage: python -m numpy_transformer {command}" in capsys.readouterr().out
+    assert cli("--help").returncode == 0                        # and once through the real entry point
