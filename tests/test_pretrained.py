@@ -424,10 +424,10 @@ def test_gradients_flow_through_pretrained_layer(rng):
 @needs_minilm
 def test_finetuning_lowers_the_loss():
     model = load_minilm()                                    # a fresh copy: fine-tuning changes it in place
-    texts, labels = zip(*TOY_REVIEWS)
-    classifier, losses = finetune_classifier(model, texts, labels, steps=5, lr=0.01)
+    texts, labels = zip(*TOY_REVIEWS[:8])                    # half the toy set keeps the test quick
+    classifier, losses = finetune_classifier(model, texts, labels, steps=4, lr=0.01)
     print("fine-tuning losses:", [round(loss, 3) for loss in losses])
-    assert losses[-1] < 0.6 * losses[0]
+    assert losses[-1] < 0.5 * losses[0]                      # measured: 0.68 -> 0.12
     assert classifier_accuracy(classifier, texts, labels) >= 0.9
 
 
