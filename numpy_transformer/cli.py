@@ -34,8 +34,8 @@ FAMILY_DEFAULTS = {
                 ffn_hidden=0, dropout=0.0, steps=600, batch_size=32, lr=2e-3, warmup=50, min_lr=1e-4,
                 weight_decay=0.1, eval_interval=100, checkpoint_interval=100),
     "encoder": dict(corpus="reviews", tokenizer="word", block_size=40, width=64, layers=2, heads=4,
-                    ffn_hidden=0, dropout=0.0, steps=1000, batch_size=32, lr=1e-3, warmup=100,
-                    min_lr=1e-4, weight_decay=0.01, eval_interval=200, checkpoint_interval=200),
+                    ffn_hidden=0, dropout=0.0, steps=3000, batch_size=32, lr=1e-3, warmup=100,
+                    min_lr=1e-4, weight_decay=0.01, eval_interval=500, checkpoint_interval=500),
     "transformer": dict(corpus="reverse", tokenizer="char", block_size=0, width=64, layers=2, heads=4,
                         ffn_hidden=0, dropout=0.0, steps=1000, batch_size=64, lr=1e-3, warmup=200,
                         min_lr=1e-5, weight_decay=0.0, eval_interval=250, checkpoint_interval=250),
@@ -172,7 +172,7 @@ def build_parser():
                                    description="Fine-tune an Encoder + classification head on generated reviews, "
                                                "and compare with the same model trained from scratch.")
     add_checkpoint_flags(finetune)
-    finetune.add_argument("--train-examples", dest="train_examples", type=positive_int, default=48,
+    finetune.add_argument("--train-examples", dest="train_examples", type=positive_int, default=32,
                           help="labelled training examples (few, on purpose)")
     finetune.add_argument("--steps", type=positive_int, default=150)
     finetune.add_argument("--lr", type=non_negative_float, default=5e-4)

@@ -242,7 +242,7 @@ def task_from_checkpoint(checkpoint, log=print, need_data=True):
 
 # --- fine-tuning -------------------------------------------------------------------------------
 
-def finetune_reviews(checkpoint, train_examples=48, steps=150, lr=5e-4, seed=0, compare=True, log=print,
+def finetune_reviews(checkpoint, train_examples=32, steps=150, lr=5e-4, seed=0, compare=True, log=print,
                      val_examples=1000):
     """Fine-tune the checkpoint's encoder on labelled reviews; with compare, also train the same
     architecture from scratch with the same data, steps and settings. Returns {name: val accuracy}."""

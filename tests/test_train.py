@@ -182,3 +182,15 @@ def test_bad_train_config_names_the_value():
 def test_block_size_larger_than_corpus_is_a_clear_error():
     with pytest.raises(ValueError, match="block size 64 is larger than the validation text"):
         CausalLM(np.arange(1000) % 7, np.arange(50) % 7, 64)
+
+
+def test_masked_sentences_never_mask_cls_or_padding():
+    from numpy_transformer.objectives import MaskedSentences
+    rows = np.full((64, 12), 0)                                    # pad id 0
+    rows[:, 0] = 1                                                 # [CLS] id 1
+    rows[:, 1:8] = np.random.default_rng(0).integers(3, 20, (64, 7))
+    objective = MaskedSentences(rows, rows[:8], mask_id=2, n_random=20, pad_id=0, cls_id=1)
+    batch = objective.train_batch(64, np.random.default_rng(1))
+    chosen = batch["targets"] != IGNORE_INDEX
+    assert chosen[:, 1:8].any() and not chosen[:, 0].any() and not chosen[:, 8:].any()
+    assert batch["padding"][:, 8:].all() and not batch["padding"][:, :8].any()   # from the rows, not the inputs
