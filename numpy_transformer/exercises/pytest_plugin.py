@@ -4,7 +4,10 @@
 - In a student copy, a test that fails only because it reached an unwritten exercise (the stub's
   NotImplementedError) is reported as SKIPPED "needs exercise NN-name" instead of failing, so every
   test that does not depend on an exercise still has to pass. ``--strict-exercises`` turns this off.
+- Sets NUMPY_TRANSFORMER_NOTEBOOK_QUICK=1 (unless already set) so the notebooks that train for minutes
+  run with fewer steps when the suite executes them; a person running a notebook gets the full run.
 """
+import os
 import re
 
 import pytest
@@ -21,6 +24,7 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
+    os.environ.setdefault("NUMPY_TRANSFORMER_NOTEBOOK_QUICK", "1")      # inherited by notebook kernels
     for exercise in LADDER:
         config.addinivalue_line("markers", f"{exercise.marker}: tests of exercise {exercise.id} ({exercise.title})")
 
