@@ -33,16 +33,7 @@ KEY_TILE = 64          # keys scored at once in the forward; any T, S work (the 
 LN2_HI = 0.693145751953125
 LN2_LO = 1.4286068203094172321e-06
 LOG2E = 1.4426950408889634
-
-
-def pow2_table(dtype):
-    """table[m] = 2^-m for m = 0 .. the smallest subnormal, then one 0: exp's 2^n by lookup."""
-    smallest = 149 if np.dtype(dtype) == np.float32 else 1074
-    table = np.ldexp(1.0, -np.arange(smallest + 1)).astype(dtype)   # (smallest + 1,)
-    return np.append(table, np.zeros(1, dtype=dtype))               # (smallest + 2,)
-
-
-POW2 = {np.dtype(np.float32): pow2_table(np.float32), np.dtype(np.float64): pow2_table(np.float64)}
+EXP_FLUSH = -43.0      # exp(x) below this is returned as 0: an absolute error under 2.2e-19
 
 
 def visible_keys_loops(t, T, S, causal):
@@ -53,42 +44,48 @@ def visible_keys_loops(t, T, S, causal):
     return min(S, max(t + S - T + 1, 0))
 
 
-def exp_nonpositive_loops(values, count, pow2):
+def exp_nonpositive_loops(values, count):
     """values[:count] = exp(values[:count]) in place, for values <= 0 (-inf gives 0).
 
-    Why not math.exp: without SVML it is a scalar call per entry and the softmax would spend most
-    of its time there. Here every step is plain arithmetic, so the loop vectorises:
-        x = n ln2 + r,  n = round(x / ln2) <= 0,  |r| <= ln2 / 2
-        exp(x) = 2^n exp(r),  exp(r) = sum_{i<=12} r^i / i!   (truncation < 2e-16 relative)
-        2^n = pow2[-n] from a table; x below the smallest subnormal maps to the table's final 0.
-    Agrees with np.exp to a few units in the last place.
+    Why not math.exp: without SVML it is a scalar library call per entry, and the softmax would
+    spend most of its time there. Here every step is plain arithmetic, so the loop vectorises:
+        x = n ln2 + r,  n = round(x / ln2) in [-62, 0],  |r| <= ln2 / 2
+        exp(x) = exp(r) / 2^-n,  exp(r) = sum_{i<=12} r^i / i!   (truncation < 2e-16 relative)
+        2^-n = 1 << -n, an integer shift; x < EXP_FLUSH (-43) gives 0 (true value < 2.2e-19).
+    Agrees with np.exp to a few units in the last place above the flush point.
     """
     one = values.dtype.type(1)
-    lowest = values.dtype.type(-(pow2.shape[0] - 1) * LN2_HI)
+    zero = values.dtype.type(0)
+    flush = values.dtype.type(EXP_FLUSH)
     log2e = values.dtype.type(LOG2E)
     ln2_hi = values.dtype.type(LN2_HI)
     ln2_lo = values.dtype.type(LN2_LO)
     for j in range(count):
-        x = max(values[j], lowest)                      # -inf and underflow -> the 0 entry
-        n = values.dtype.type(math.floor(x * log2e + values.dtype.type(0.5)))   # a whole number, as a float
+        x = values[j]
+        small = x < flush
+        x = flush if small else x                       # keeps -inf out of the arithmetic
+        steps = math.floor(x * log2e + values.dtype.type(0.5))   # n <= 0, an integer
+        n = values.dtype.type(steps)
         r = (x - n * ln2_hi) - n * ln2_lo
         poly = one + r * (one + r * (one / 2 + r * (one / 6 + r * (one / 24 + r * (one / 120 + r * (
             one / 720 + r * (one / 5040 + r * (one / 40320 + r * (one / 362880 + r * (
                 one / 3628800 + r * (one / 39916800 + r * (one / 479001600))))))))))))
-        values[j] = poly * pow2[int(-n)]
+        power = values.dtype.type(np.int64(1) << np.int64(-steps))    # 2^-n, exact
+        values[j] = zero if small else poly / power
 
 
-visible_keys_jit = njit(cache=True)(visible_keys_loops)        # helpers, jitted so kernels can call them
-exp_nonpositive_jit = njit(cache=True)(exp_nonpositive_loops)
+visible_keys_jit = njit(cache=True, inline="always")(visible_keys_loops)   # helpers, inlined into the kernels
+exp_nonpositive_jit = njit(cache=True, inline="always")(exp_nonpositive_loops)
 
 
-def attention_forward_loops(q, k_t, v, scale, causal, padding, pow2, out, lse, weights, keep_weights):
+def attention_forward_loops(q, k_t, v, scale, causal, padding, out, lse, weights, keep_weights):
     """Fill out (B, H, T, D), lse (B, H, T) and, if keep_weights, weights (B, H, T, S).
 
     q: (B, H, T, D), k_t: (B, H, D, S) keys transposed, v: (B, H, S, D), all contiguous;
     padding: (B, S) bool, True = masked key (all False without a padding mask); scale: 1 / sqrt(D).
-    Loops run along the last, contiguous axis and never sum into one scalar, so they vectorise
-    without fastmath. A query that sees no key gets out = 0 and lse = -inf, as in the reference.
+    Loops run along the last, contiguous axis of 1-D views indexed from 0, and never sum into one
+    scalar, so they vectorise without fastmath. (Numba must allow for a negative index wrapping
+    around in k_t[b, h, d, start + j]; in k_tile[j] with j from range() it need not: measured ~10x.) A query that sees no key gets out = 0 and lse = -inf, as in the reference.
     """
     B, H, T, D = q.shape
     S = k_t.shape[3]
@@ -101,6 +98,7 @@ def attention_forward_loops(q, k_t, v, scale, causal, padding, pow2, out, lse, w
         tile = np.empty(KEY_TILE, dtype=q.dtype)        # (KEY_TILE,) scores, then weights, of one key tile
         acc = np.empty(D, dtype=q.dtype)                # (D,) running sum of exp(s - m) v
         for t in range(T):
+            q_row = q[b, h, t]                          # (D,) a view: loops index views from 0 (see below)
             num_visible = visible_keys_jit(t, T, S, causal)
             running_max = neg_inf
             running_sum = zero
@@ -109,9 +107,10 @@ def attention_forward_loops(q, k_t, v, scale, causal, padding, pow2, out, lse, w
                 tile_len = min(KEY_TILE, num_visible - tile_start)
                 tile[:tile_len] = zero
                 for d in range(D):                      # tile = q_t . k_j for the tile's keys
-                    q_td = q[b, h, t, d]
+                    q_td = q_row[d]
+                    k_tile = k_t[b, h, d, tile_start:tile_start + tile_len]   # (tile_len,)
                     for j in range(tile_len):
-                        tile[j] += q_td * k_t[b, h, d, tile_start + j]
+                        tile[j] += q_td * k_tile[j]
                 tile_max = neg_inf
                 for j in range(tile_len):
                     if padding[b, tile_start + j]:
@@ -128,20 +127,22 @@ def attention_forward_loops(q, k_t, v, scale, causal, padding, pow2, out, lse, w
                     acc[d] *= correction
                 for j in range(tile_len):
                     tile[j] = tile[j] - new_max
-                exp_nonpositive_jit(tile, tile_len, pow2)   # tile = exp(s_j - m_new), 0 for padding
+                exp_nonpositive_jit(tile, tile_len)   # tile = exp(s_j - m_new), 0 for padding
                 for j in range(tile_len):
                     p = tile[j]
                     running_sum += p
+                    v_row = v[b, h, tile_start + j]     # (D,)
                     for d in range(D):
-                        acc[d] += p * v[b, h, tile_start + j, d]
+                        acc[d] += p * v_row[d]
                 running_max = new_max
+            out_row = out[b, h, t]                      # (D,)
             if running_max == neg_inf:                  # no visible key: zero output, lse = -inf
-                out[b, h, t, :] = zero
+                out_row[:] = zero
                 lse[b, h, t] = neg_inf
             else:
                 inv_sum = q.dtype.type(1) / running_sum
                 for d in range(D):
-                    out[b, h, t, d] = acc[d] * inv_sum
+                    out_row[d] = acc[d] * inv_sum
                 lse[b, h, t] = running_max + math.log(running_sum)
             if keep_weights:                            # the (T, S) map, only when asked for
                 row = weights[b, h, t]                  # (S,) a view into the output
@@ -149,15 +150,16 @@ def attention_forward_loops(q, k_t, v, scale, causal, padding, pow2, out, lse, w
                 if lse[b, h, t] == neg_inf:
                     continue
                 for d in range(D):
-                    q_td = q[b, h, t, d]
+                    q_td = q_row[d]
+                    k_keys = k_t[b, h, d]               # (S,)
                     for s in range(num_visible):
-                        row[s] += q_td * k_t[b, h, d, s]
+                        row[s] += q_td * k_keys[s]
                 for s in range(num_visible):
                     row[s] = neg_inf if padding[b, s] else row[s] * scale - lse[b, h, t]
-                exp_nonpositive_jit(row, num_visible, pow2)
+                exp_nonpositive_jit(row, num_visible)
 
 
-def attention_backward_loops(dout, q, k, k_t, v_t, out, lse, scale, causal, padding, pow2, dq, dk, dv):
+def attention_backward_loops(dout, q, k, k_t, v_t, out, lse, scale, causal, padding, dq, dk, dv):
     """Fill dq (B, H, T, D), dk, dv (B, H, S, D), which must arrive zeroed.
 
     k: (B, H, S, D) and its transpose k_t, v_t: (B, H, D, S). Weights are recomputed one query row
@@ -179,27 +181,36 @@ def attention_backward_loops(dout, q, k, k_t, v_t, out, lse, scale, causal, padd
             if row_lse == neg_inf:                      # saw no key: every weight is 0, nothing flows
                 continue
             num_visible = visible_keys_jit(t, T, S, causal)
+            q_row = q[b, h, t]                          # (D,) views, indexed from 0 so loops vectorise
+            dout_row = dout[b, h, t]                    # (D,)
+            out_row = out[b, h, t]                      # (D,)
+            dq_row = dq[b, h, t]                        # (D,)
             delta = zero                                # delta_t = dout_t . out_t = sum_j p_tj dp_tj
             for d in range(D):
-                delta += dout[b, h, t, d] * out[b, h, t, d]
+                delta += dout_row[d] * out_row[d]
             probs[:num_visible] = zero
             dprobs[:num_visible] = zero
             for d in range(D):
-                q_td = q[b, h, t, d]
-                dout_td = dout[b, h, t, d]
+                q_td = q_row[d]
+                dout_td = dout_row[d]
+                k_keys = k_t[b, h, d]                   # (S,)
+                v_keys = v_t[b, h, d]                   # (S,)
                 for s in range(num_visible):
-                    probs[s] += q_td * k_t[b, h, d, s]
-                    dprobs[s] += dout_td * v_t[b, h, d, s]
+                    probs[s] += q_td * k_keys[s]
+                    dprobs[s] += dout_td * v_keys[s]
             for s in range(num_visible):
                 probs[s] = neg_inf if padding[b, s] else probs[s] * scale - row_lse
-            exp_nonpositive_jit(probs, num_visible, pow2)   # p_ts = exp(s_ts - lse_t), 0 for padding
+            exp_nonpositive_jit(probs, num_visible)   # p_ts = exp(s_ts - lse_t), 0 for padding
             for s in range(num_visible):
                 p = probs[s]
                 dscore = p * (dprobs[s] - delta) * scale    # d(loss)/d(q_t . k_s)
+                k_row = k[b, h, s]                      # (D,)
+                dk_row = dk[b, h, s]                    # (D,)
+                dv_row = dv[b, h, s]                    # (D,)
                 for d in range(D):
-                    dv[b, h, s, d] += p * dout[b, h, t, d]
-                    dk[b, h, s, d] += dscore * q[b, h, t, d]
-                    dq[b, h, t, d] += dscore * k[b, h, s, d]
+                    dv_row[d] += p * dout_row[d]
+                    dk_row[d] += dscore * q_row[d]
+                    dq_row[d] += dscore * k_row[d]
 
 
 attention_forward_jit = njit(cache=True, parallel=True)(attention_forward_loops)
@@ -230,7 +241,7 @@ def attention_forward(q, k, v, causal=False, key_padding_mask=None, need_weights
     weights = np.empty(weights_shape, dtype=q.dtype)    # (B, H, T, S), or empty
     padding = padding_or_none(key_padding_mask, B, S)   # (B, S)
     k_t = np.ascontiguousarray(k.swapaxes(-1, -2))     # (B, H, D, S): rows of keys along the fast axis
-    attention_forward_jit(q, k_t, v, scale, causal, padding, POW2[q.dtype], out, lse, weights, need_weights)
+    attention_forward_jit(q, k_t, v, scale, causal, padding, out, lse, weights, need_weights)
     cache = AttentionCache(q, k, v, out, lse, weights if need_weights else None, scale, causal, key_padding_mask)
     return out, cache
 
@@ -249,6 +260,5 @@ def attention_backward(dout, cache):
     padding = padding_or_none(cache.key_padding_mask, B, S)   # (B, S)
     k_t = np.ascontiguousarray(k.swapaxes(-1, -2))     # (B, H, D, S)
     v_t = np.ascontiguousarray(v.swapaxes(-1, -2))     # (B, H, D, S)
-    attention_backward_jit(dout, q, k, k_t, v_t, out, lse, cache.scale, cache.causal, padding, POW2[q.dtype],
-                           dq, dk, dv)
+    attention_backward_jit(dout, q, k, k_t, v_t, out, lse, cache.scale, cache.causal, padding, dq, dk, dv)
     return dq, dk, dv

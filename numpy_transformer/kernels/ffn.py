@@ -20,6 +20,39 @@ INV_SQRT_2 = 1.0 / math.sqrt(2.0)
 INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 GELU_CUBIC = 0.044715
 COLUMN_CHUNK = 64       # columns per parallel task of the bias-gradient reduction
+# for exp_nonpositive_loops: a Cody-Waite split of ln 2 (n * LN2_HI is exact)
+LN2_HI = 0.693145751953125
+LN2_LO = 1.4286068203094172321e-06
+LOG2E = 1.4426950408889634
+EXP_FLUSH = -43.0       # exp(x) below this is returned as 0: an absolute error under 2.2e-19
+
+
+def exp_nonpositive_loops(x):
+    """exp(x) for x <= 0 from plain arithmetic, so that loops calling it vectorise (math.exp is a
+    scalar library call here: no SVML). x = n ln2 + r with |r| <= ln2 / 2, exp(r) by its Taylor
+    series to r^12 (truncation < 2e-16 relative), 2^-n = 1 << -n an integer shift. Below
+    EXP_FLUSH (-43) the result is 0 (true value < 2.2e-19). Computed in float64."""
+    small = x < EXP_FLUSH
+    x = EXP_FLUSH if small else x
+    steps = math.floor(x * LOG2E + 0.5)                 # n <= 0, an integer
+    n = float(steps)
+    r = (x - n * LN2_HI) - n * LN2_LO
+    poly = 1.0 + r * (1.0 + r * (1.0 / 2 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120 + r * (
+        1.0 / 720 + r * (1.0 / 5040 + r * (1.0 / 40320 + r * (1.0 / 362880 + r * (
+            1.0 / 3628800 + r * (1.0 / 39916800 + r * (1.0 / 479001600))))))))))))
+    power = float(np.int64(1) << np.int64(-steps))     # 2^-n, exact
+    return 0.0 if small else poly / power
+
+
+def tanh_loops(u):
+    """tanh(u) = sign(u) (1 - e) / (1 + e) with e = exp(-2 |u|) in (0, 1]: no overflow, vectorisable."""
+    e = exp_nonpositive_jit(-2.0 * abs(u))
+    t = (1.0 - e) / (1.0 + e)
+    return t if u >= 0 else -t
+
+
+exp_nonpositive_jit = njit(cache=True, inline="always")(exp_nonpositive_loops)   # inlined into the kernels
+tanh_jit = njit(cache=True, inline="always")(tanh_loops)
 
 
 def bias_act_forward_loops(pre, bias, code, hidden):
@@ -27,7 +60,8 @@ def bias_act_forward_loops(pre, bias, code, hidden):
 
     pre: (N, F) the BLAS output x W1, owned by the caller and turned into x W1 + b1 (the cache
     keeps it: the backward needs the activation's input); bias: (F,); hidden: (N, F) output.
-    code: 0 relu, 1 gelu (exact), 2 gelu_tanh.
+    code: 0 relu, 1 gelu (exact), 2 gelu_tanh. The branch sits outside the loop over a row, and
+    the loop runs over 1-D row views indexed from 0, so it vectorises.
     """
     N, F = pre.shape
     half = pre.dtype.type(0.5)
@@ -37,16 +71,23 @@ def bias_act_forward_loops(pre, bias, code, hidden):
     sqrt_2_over_pi = pre.dtype.type(SQRT_2_OVER_PI)
     cubic = pre.dtype.type(GELU_CUBIC)
     for n in prange(N):                                 # rows are independent
+        pre_row = pre[n]                                # (F,) views
+        hidden_row = hidden[n]                          # (F,)
         for f in range(F):
-            z = pre[n, f] + bias[f]
-            pre[n, f] = z
-            if code == 0:
-                hidden[n, f] = z if z > zero else zero
-            elif code == 1:
-                hidden[n, f] = z * (half * (one + math.erf(z * inv_sqrt_2)))
-            else:
+            pre_row[f] += bias[f]
+        if code == 0:
+            for f in range(F):
+                z = pre_row[f]
+                hidden_row[f] = z if z > zero else zero
+        elif code == 1:
+            for f in range(F):
+                z = pre_row[f]
+                hidden_row[f] = z * (half * (one + math.erf(z * inv_sqrt_2)))
+        else:
+            for f in range(F):
+                z = pre_row[f]
                 inner = sqrt_2_over_pi * (z + cubic * z * z * z)
-                hidden[n, f] = z * (half * (one + math.tanh(inner)))
+                hidden_row[f] = z * (half * (one + tanh_jit(inner)))
 
 
 def bias_act_backward_loops(dhidden, pre, code, dpre, dbias):
@@ -65,28 +106,36 @@ def bias_act_backward_loops(dhidden, pre, code, dpre, dbias):
     cubic = pre.dtype.type(GELU_CUBIC)
     cubic3 = pre.dtype.type(3 * GELU_CUBIC)
     for n in prange(N):
-        for f in range(F):
-            z = pre[n, f]
-            if code == 0:
-                slope = one if z > zero else zero
-            elif code == 1:
+        pre_row = pre[n]                                # (F,) views
+        dhidden_row = dhidden[n]                        # (F,)
+        dpre_row = dpre[n]                              # (F,)
+        if code == 0:
+            for f in range(F):
+                dpre_row[f] = dhidden_row[f] if pre_row[f] > zero else zero
+        elif code == 1:
+            for f in range(F):
+                z = pre_row[f]
                 cdf = half * (one + math.erf(z * inv_sqrt_2))
-                pdf = inv_sqrt_2pi * math.exp(-half * z * z)
-                slope = cdf + z * pdf
-            else:
+                pdf = inv_sqrt_2pi * exp_nonpositive_jit(-half * z * z)
+                dpre_row[f] = dhidden_row[f] * (cdf + z * pdf)
+        else:
+            for f in range(F):
+                z = pre_row[f]
                 inner = sqrt_2_over_pi * (z + cubic * z * z * z)
-                t = math.tanh(inner)
+                t = tanh_jit(inner)
                 dinner = sqrt_2_over_pi * (one + cubic3 * z * z)
                 slope = half * (one + t) + half * z * (one - t * t) * dinner
-            dpre[n, f] = dhidden[n, f] * slope
+                dpre_row[f] = dhidden_row[f] * slope
     num_chunks = (F + COLUMN_CHUNK - 1) // COLUMN_CHUNK
     for chunk in prange(num_chunks):                    # each task owns its columns: no shared sums
         first = chunk * COLUMN_CHUNK
-        last = min(first + COLUMN_CHUNK, F)
-        dbias[first:last] = zero
+        width = min(COLUMN_CHUNK, F - first)
+        dbias_chunk = dbias[first:first + width]        # (width,) a view
+        dbias_chunk[:] = zero
         for n in range(N):
-            for f in range(first, last):
-                dbias[f] += dpre[n, f]
+            dpre_chunk = dpre[n, first:first + width]   # (width,)
+            for f in range(width):
+                dbias_chunk[f] += dpre_chunk[f]
 
 
 bias_act_forward_jit = njit(cache=True, parallel=True)(bias_act_forward_loops)
