@@ -18,20 +18,20 @@ from ..layers.residual import Residual
 from ..layers.softmax import softmax_backward, softmax_forward
 
 
-def run_linear_backward(fx):
+def linear_backward_case(fx):
     _, cache = linear_forward(fx["in_x"], fx["in_weight"], fx["in_bias"])
     dx, dweight, dbias = linear_backward(fx["in_dy"], cache)
     return {"dx": dx, "dweight": dweight, "dbias": dbias}
 
 
-def run_activation_backward(fx):
+def activation_backward_case(fx):
     x, dy = fx["in_x"], fx["in_dy"]
     return {"relu dx": relu_backward(dy, relu_forward(x)[1]),
             "gelu dx": gelu_backward(dy, gelu_forward(x, "none")[1]),
             "gelu_tanh dx": gelu_backward(dy, gelu_forward(x, "tanh")[1])}
 
 
-def run_softmax(fx):
+def softmax_case(fx):
     p, cache = softmax_forward(fx["in_x"])
     p_masked, _ = softmax_forward(fx["in_x"], fx["in_mask"])
     p_large, _ = softmax_forward(fx["in_x"] + 1000.0)
@@ -39,7 +39,7 @@ def run_softmax(fx):
             "dx": softmax_backward(fx["in_dp"], cache)}
 
 
-def run_cross_entropy(fx):
+def cross_entropy_case(fx):
     loss, cache = cross_entropy_forward(fx["in_logits"], fx["in_targets"], -100, 0.0)
     smooth_loss, smooth_cache = cross_entropy_forward(fx["in_logits"], fx["in_targets"], -100, 0.1)
     large_loss, _ = cross_entropy_forward(fx["in_logits"] * 400.0, fx["in_targets"], -100, 0.0)
@@ -48,23 +48,23 @@ def run_cross_entropy(fx):
             "loss of large logits": np.asarray(large_loss)}
 
 
-def run_embedding_backward(fx):
+def embedding_backward_case(fx):
     _, cache = embedding_forward(fx["in_ids"], fx["in_weight"])
     return {"dweight": embedding_backward(fx["in_dout"], cache)}
 
 
-def run_positional_encoding(fx):
+def positional_encoding_case(fx):
     max_len, width = (int(n) for n in fx["in_size"])
     return {"table": sinusoidal_encoding(max_len, width, np.float64)}
 
 
-def run_layernorm(fx):
+def layernorm_case(fx):
     y, cache = layernorm_forward(fx["in_x"], fx["in_gamma"], fx["in_beta"])
     dx, dgamma, dbeta = layernorm_backward(fx["in_dy"], cache)
     return {"y": y, "dx": dx, "dgamma": dgamma, "dbeta": dbeta}
 
 
-def run_attention_forward(fx):
+def attention_forward_case(fx):
     q, k, v = fx["in_q"], fx["in_k"], fx["in_v"]
     plain, plain_cache = attention_forward(q, k, v)
     causal, causal_cache = attention_forward(q, k, v, causal=True)
@@ -75,19 +75,19 @@ def run_attention_forward(fx):
             "offset causal out": cross}
 
 
-def run_attention_backward(fx):
+def attention_backward_case(fx):
     cache = AttentionCache(fx["in_q"], fx["in_k"], fx["in_v"], fx["in_out"], fx["in_lse"], fx["in_weights"],
                            float(fx["in_scale"]), True, None)
     dq, dk, dv = attention_backward(fx["in_dout"], cache)
     return {"dq": dq, "dk": dk, "dv": dv}
 
 
-def run_multihead_split_merge(fx):
+def multihead_split_merge_case(fx):
     heads = split_heads(fx["in_x"], int(fx["in_num_heads"]))
     return {"split": heads, "merge": merge_heads(fx["in_heads"])}
 
 
-def run_residual_backward(fx):
+def residual_backward_case(fx):
     outputs = {}
     for arrangement, pre_norm in (("pre-LN", True), ("post-LN", False)):
         inner = Linear(4, 4, np.random.default_rng(0), dtype=np.float64)
@@ -103,7 +103,7 @@ def run_residual_backward(fx):
     return outputs
 
 
-def run_kv_cache(fx):
+def kv_cache_case(fx):
     from ..models.gpt import GPT, GPTConfig
     model = GPT(GPTConfig(vocab_size=11, max_len=8, width=8, num_heads=2, num_layers=2, dtype="float64", seed=3))
     ids = fx["in_ids"]
@@ -114,7 +114,7 @@ def run_kv_cache(fx):
     return {"incremental logits": np.concatenate(pieces, axis=1)}
 
 
-def run_adamw(fx):
+def adamw_case(fx):
     from ..optim import AdamW
     layer = Linear(3, 2, np.random.default_rng(0), dtype=np.float64)      # weight decays, bias does not
     layer.params["weight"][...] = fx["in_weight"]
@@ -130,7 +130,7 @@ def run_adamw(fx):
     return outputs
 
 
-def run_sampling(fx):
+def sampling_case(fx):
     from ..generate import next_token_probs
     logits = fx["in_logits"]
     return {"temperature 0.5": next_token_probs(logits, temperature=0.5),
@@ -141,8 +141,8 @@ def run_sampling(fx):
 
 
 RUNNERS = {
-    "01": run_linear_backward, "02": run_activation_backward, "03": run_softmax, "04": run_cross_entropy,
-    "05": run_embedding_backward, "06": run_positional_encoding, "07": run_layernorm,
-    "08": run_attention_forward, "09": run_attention_backward, "10": run_multihead_split_merge,
-    "11": run_residual_backward, "12": run_adamw, "13": run_sampling, "14": run_kv_cache,
+    "01": linear_backward_case, "02": activation_backward_case, "03": softmax_case, "04": cross_entropy_case,
+    "05": embedding_backward_case, "06": positional_encoding_case, "07": layernorm_case,
+    "08": attention_forward_case, "09": attention_backward_case, "10": multihead_split_merge_case,
+    "11": residual_backward_case, "12": adamw_case, "13": sampling_case, "14": kv_cache_case,
 }
