@@ -43,7 +43,7 @@ FAMILY_DEFAULTS = {
 PRESETS = {
     # char-level GPT on Shakespeare to validation loss <= 1.9 nats (see docs/training.md for timings)
     "shakespeare": dict(model="gpt", corpus="shakespeare", block_size=128, width=128, layers=4, heads=4,
-                        steps=1400, batch_size=24, lr=2e-3, warmup=100, min_lr=1e-4, eval_interval=200,
+                        steps=800, batch_size=24, lr=2e-3, warmup=100, min_lr=1e-4, eval_interval=100,
                         checkpoint_interval=200),
     "reverse": dict(model="transformer", corpus="reverse", steps=1000),
     "sort": dict(model="transformer", corpus="sort", steps=2500),

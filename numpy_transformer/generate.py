@@ -13,6 +13,8 @@ attending to the cached ones: O(T) work per token instead of O(T^2), the same lo
 """
 import numpy as np
 
+from .models.gpt import kv_cache_length
+
 
 def check_sampling(temperature, top_k, top_p):
     if temperature < 0:
@@ -70,9 +72,10 @@ def generate(model, prompt_ids, max_new_tokens, rng=None, temperature=1.0, top_k
     """Continue each row of prompt_ids with a GPT model. prompt_ids: (T0,) or (B, T0) -> (B, T0 + n).
 
     With use_cache, the prompt fills the KV cache in one forward and each new token costs one
-    position. When the sequence reaches the model's max_len the context must slide: the cache is
-    rebuilt from the last max_len // 2 tokens (without the cache, every step re-reads the last
-    max_len tokens). stop_id: stop once every row has produced it.
+    position. When the cache holds max_len positions the context must slide: the cache is rebuilt
+    from the last max_len // 2 tokens, then grows again (without the cache, every step re-reads the
+    last max_len tokens, so the two agree exactly only while the sequence fits in max_len).
+    stop_id: stop once every row has produced it.
     """
     ids = np.atleast_2d(np.asarray(prompt_ids, dtype=np.int64))       # (B, T0)
     if ids.shape[1] == 0:
@@ -84,10 +87,10 @@ def generate(model, prompt_ids, max_new_tokens, rng=None, temperature=1.0, top_k
     for _ in range(max_new_tokens):
         if not use_cache:
             logits, _ = model.forward(ids[:, -max_len:])              # (B, T, V)
-        elif cache is None or ids.shape[1] > max_len:
+        elif cache is None or kv_cache_length(cache) == max_len:     # first step, or the cache is full
+            keep = max_len if cache is None else max(max_len // 2, 1)
             cache = model.new_kv_cache()
-            context = ids[:, -max(max_len // 2, 1):] if ids.shape[1] > max_len else ids
-            logits, _ = model.forward(context, kv_cache=cache)        # (B, T, V)
+            logits, _ = model.forward(ids[:, -keep:], kv_cache=cache)  # (B, T, V): prompt or recent half
         else:
             logits, _ = model.forward(ids[:, -1:], kv_cache=cache)    # (B, 1, V): only the newest token
         next_ids = sample_next(logits[:, -1, :], rng, temperature, top_k, top_p)   # (B,)
