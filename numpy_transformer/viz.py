@@ -169,13 +169,14 @@ def attention_explorer(maps, query_labels, key_labels):
 
 
 def save_figure(fig, path):
-    """Save as PNG or SVG (by the file's suffix), writing a temporary file first, then renaming."""
-    import os
+    """Save as PNG or SVG (by the file's suffix), atomically: a failed save leaves no half file."""
     from pathlib import Path
+
+    from .atomic import atomic_open
     path = Path(path)
-    if path.suffix.lower() not in (".png", ".svg"):
+    file_format = path.suffix.lower().lstrip(".")
+    if file_format not in ("png", "svg"):
         raise ValueError(f"figures are saved as .png or .svg, got {path.name!r}")
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=150, bbox_inches="tight")
-    os.replace(tmp, path)
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, format=file_format, dpi=150, bbox_inches="tight")
     return path

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+
+from ..atomic import atomic_open
 
 JSON_FORMAT_VERSION = 1
 
@@ -124,17 +125,8 @@ class Tokenizer:
         if not os.path.isdir(folder):
             raise ValueError(f"cannot save tokenizer to {path!r}: folder {folder!r} does not exist")
         text = json.dumps(self.to_json(), ensure_ascii=False, indent=1)
-        fd, tmp_path = tempfile.mkstemp(dir=folder, prefix=".tokenizer-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp_path, path)
-        except BaseException:
-            if os.path.exists(tmp_path):
-                os.remove(tmp_path)
-            raise
+        with atomic_open(path, "w", encoding="utf-8") as f:
+            f.write(text)
 
     def __eq__(self, other) -> bool:
         # two tokenizers are equal when they would save the same JSON

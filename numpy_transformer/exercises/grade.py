@@ -162,7 +162,6 @@ def write_json(results, path):
     """A machine-readable result for course platforms, written atomically."""
     payload = {"total": sum(r.score for r in results), "max": len(results),
                "exercises": [asdict(r) for r in results]}
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2))
-    tmp.replace(path)
+    from ..atomic import atomic_open
+    with atomic_open(path, "w", encoding="utf-8") as f:
+        f.write(json.dumps(payload, indent=2))

@@ -19,9 +19,10 @@ the reader checks each of these and names what is wrong.
 import json
 import os
 import struct
-import tempfile
 
 import numpy as np
+
+from ..atomic import atomic_open
 
 # safetensors dtype names -> little-endian numpy dtypes. BF16 has no numpy dtype: see bf16_to_float32.
 DTYPES = {
@@ -155,18 +156,8 @@ def write_safetensors(path, tensors, metadata=None):
     header_bytes = json.dumps(header, separators=(",", ":")).encode("utf-8")
     header_bytes += b" " * (-len(header_bytes) % 8)                      # pad: tensors start 8-aligned
     path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp_path = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".safetensors")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(struct.pack("<Q", len(header_bytes)))
-            f.write(header_bytes)
-            for blob in blobs:
-                f.write(blob)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_path, path)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
+    with atomic_open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(header_bytes)))
+        f.write(header_bytes)
+        for blob in blobs:
+            f.write(blob)
