@@ -35,13 +35,17 @@ import time
 
 import numpy as np
 
+NEW_TOKENS = 60         # generated per timing in the KV-cache comparison (prompt of 8)
 REFERENCE = dict(num_layers=4, width=128, num_heads=4, T=128, batch=16, vocab=65)
-CONTENDERS = {                 # name -> (backend, extra environment)
+CONTENDERS = {                 # name -> (backend, extra environment); "family, variant"
     "numba": ("numba", {}),
     "numba, OMP active wait": ("numba", {"OMP_WAIT_POLICY": "ACTIVE"}),
+    "numba, 1 BLAS thread": ("numba", {"OPENBLAS_NUM_THREADS": "1"}),
     "numpy": ("numpy", {}),
+    "numpy, 1 BLAS thread": ("numpy", {"OPENBLAS_NUM_THREADS": "1"}),
     "torch": ("torch", {}),
     "torch, OMP active wait": ("torch", {"OMP_WAIT_POLICY": "ACTIVE"}),
+    "torch, 1 thread": ("torch", {"OMP_NUM_THREADS": "1"}),
 }
 
 
@@ -466,31 +470,43 @@ def bench_generation(results, rounds):
             for _ in range(rounds):
                 for use_cache in (True, False):
                     start = time.perf_counter()
-                    generate(model, prompt, 100, rng=np.random.default_rng(0), use_cache=use_cache)
+                    generate(model, prompt, NEW_TOKENS, rng=np.random.default_rng(0), use_cache=use_cache)
                     times[use_cache].append(time.perf_counter() - start)
         with_cache, without = statistics.median(times[True]), statistics.median(times[False])
-        rows[name] = {"tokens_per_s_with_cache": 100 / with_cache, "tokens_per_s_without": 100 / without,
+        rows[name] = {"tokens_per_s_with_cache": NEW_TOKENS / with_cache, "tokens_per_s_without": NEW_TOKENS / without,
                       "speedup": without / with_cache}
-        print(f"  generation {name}: {100 / with_cache:7.0f} tokens/s with KV cache, {100 / without:7.0f} without "
+        print(f"  generation {name}: {NEW_TOKENS / with_cache:7.0f} tokens/s with KV cache, {NEW_TOKENS / without:7.0f} without "
               f"({without / with_cache:.1f}x)", flush=True)
     results["generation"] = rows
+
+
+def best_of_families(training):
+    """{family: the fastest of its variants (with its name)}, family = the name before the comma."""
+    best = {}
+    for name, row in training.items():
+        family = name.split(",")[0]
+        if family not in best or row["tokens_per_s"] > best[family]["tokens_per_s"]:
+            best[family] = dict(row, name=name)
+    return best
 
 
 def verdicts(results):
     """Each target of the issue with its measured figure, met or not."""
     out = []
     training = results.get("training", {}).get("contenders", {})
-    if "numba" in training:
-        numba = training["numba"]["tokens_per_s"]
-        out.append(("training step: Numba >= 1.3x NumPy", numba / training["numpy"]["tokens_per_s"], 1.3))
-        torch_best = max((row["tokens_per_s"] for name, row in training.items() if name.startswith("torch")), default=None)
-        if torch_best:
-            out.append(("training step: Numba >= 1.0x torch eager (its best wait policy)", numba / torch_best, 1.0))
-        out.append(("training step: Numba >= 55% of BLAS peak", training["numba"]["share_of_blas_peak"], 0.55))
+    best = best_of_families(training)
+    if "numba" in best:
+        numba = best["numba"]["tokens_per_s"]
+        out.append((f"training step: Numba >= 1.3x NumPy (best settings each: {best['numba']['name']!r} vs "
+                    f"{best['numpy']['name']!r})", numba / best["numpy"]["tokens_per_s"], 1.3))
+        if "torch" in best:
+            out.append((f"training step: Numba >= 1.0x torch eager (best settings: {best['torch']['name']!r})",
+                        numba / best["torch"]["tokens_per_s"], 1.0))
+        out.append(("training step: Numba >= 55% of BLAS peak", best["numba"]["share_of_blas_peak"], 0.55))
         active = training.get("numba, OMP active wait")
         if active:
-            out.append(("threading: PASSIVE wait not slower than ACTIVE (ratio)",
-                        numba / active["tokens_per_s"], 1.0))
+            out.append(("threading: Numba with PASSIVE wait (the package's setting) vs ACTIVE, speed ratio >= 1",
+                        training["numba"]["tokens_per_s"] / active["tokens_per_s"], 1.0))
     rows = [r for r in results.get("attention", []) if r["mode"] == "fwdbwd"]
     if rows:
         out.append(("attention fwd+bwd: Numba >= 2x NumPy (geomean)", geomean(r["numpy"] / r["numba"] for r in rows), 2.0))
@@ -522,9 +538,9 @@ def print_table(results):
               + f"  {r['numpy'] / r['numba']:13.2f}x {vs_torch}")
     training = results["training"]
     print(f"\n== training step, reference GPT, float32 (BLAS peak {training['blas_peak_gflops']:.0f} GFLOP/s) ==")
-    base = training["contenders"]["numpy"]["tokens_per_s"]
+    base = best_of_families(training["contenders"])["numpy"]["tokens_per_s"]
     for name, row in training["contenders"].items():
-        print(f"{name:26s} {row['tokens_per_s']:9.0f} tokens/s  {row['tokens_per_s'] / base:5.2f}x NumPy  "
+        print(f"{name:26s} {row['tokens_per_s']:9.0f} tokens/s  {row['tokens_per_s'] / base:5.2f}x best NumPy  "
               f"{row['gflops']:6.1f} GFLOP/s  {100 * row['share_of_blas_peak']:5.1f}% of peak")
     if "tiled_matmul_gflops" in results:
         print(f"teaching tiled matmul: {results['tiled_matmul_gflops']:.1f} GFLOP/s = "
@@ -553,6 +569,8 @@ def main(argv=None):
                            "torch": have_torch},
                "rounds": rounds, "quick": args.quick}
     names = [n for n in CONTENDERS if have_torch or CONTENDERS[n][0] != "torch"]
+    if args.quick:                                   # the default settings and the threading proof only
+        names = [n for n in names if "," not in n or n == "numba, OMP active wait"]
     if not have_torch:
         print("torch not installed: its rows are skipped (pip install -r requirements-torch.txt)")
     if "attention" not in skip:                        # persistent workers, asked in turn
