@@ -1,7 +1,17 @@
-"""`python -m numpy_transformer ...`: see numpy_transformer/cli.py, or run with --help."""
+"""`python -m numpy_transformer ...`: see numpy_transformer/cli.py, or run with --help.
+
+BLAS threads: the command line runs OpenBLAS on ONE thread unless you set OPENBLAS_NUM_THREADS
+yourself. Measured on the project's 2-core machine while other processes kept a core busy, the
+default pretrain ran at 150-1,900 tokens/s with 2 BLAS threads (each thread waits for a core the
+other process holds) against 5,000-8,000 with 1. On an idle machine 2 threads are faster; then run
+`OPENBLAS_NUM_THREADS=2 python -m numpy_transformer pretrain`.
+"""
+import os
 import sys
 
-from .cli import main
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")   # read by OpenBLAS when numpy is first imported
+
+from .cli import main  # noqa: E402  (numpy is imported here, after the thread setting)
 
 if __name__ == "__main__":
     sys.exit(main())
