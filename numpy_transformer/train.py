@@ -132,38 +132,38 @@ def train(model, objective, config: TrainConfig, run_dir=None, resume=False, tok
     if keep_weights is not None:                       # a kernel speed-up, if the model offers it
         model.keep_attention_weights = False
     bar, started, interrupted = make_progress_bar(config, start), time.perf_counter(), False
-    with DeferredInterrupt() as interrupt:
-        for step in range(start, config.steps):
-            tick = time.perf_counter()
-            lr = learning_rate(step, config.schedule, config.lr, config.steps, config.warmup, config.min_lr)
-            loss, grad_norm, n_tokens = train_step(model, objective, optimizer, config, rng)
-            if not (math.isfinite(loss) and math.isfinite(grad_norm)):
-                bar.close()
-                metrics.close()
-                kept = f"the last good checkpoint is {ckpt_path}" if ckpt_path else "no checkpoint was written"
-                raise TrainingDiverged(f"loss became {loss} (gradient norm {grad_norm}) at step {step + 1} "
-                                       f"with lr {lr:.3g}; stopped before updating, {kept}. Try a lower lr.")
-            optimizer.step(lr)
-            now = time.perf_counter()
-            record = metrics.add({"step": step + 1, "loss": loss, "lr": lr, "grad_norm": grad_norm,
-                                  "tokens_per_s": n_tokens / (now - tick), "seconds": now - started})
-            bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{record['tokens_per_s']:.0f}", refresh=False)
-            bar.update(1)
-            stop = bool(callback is not None and callback(record, model))
-            finishing = step + 1 == config.steps or stop
-            if (step + 1) % config.eval_interval == 0 or finishing:
-                log_line(bar, log, metrics.add({"step": step + 1, **evaluate(model, objective)}), record)
-            if (step + 1) % config.checkpoint_interval == 0 or finishing or interrupt.requested:
-                if ckpt_path is not None:
-                    save_checkpoint(ckpt_path, model, optimizer, step + 1, rng, tokenizer,
-                                    dict(extra, history=history))
-            if interrupt.requested or stop:
-                interrupted = interrupt.requested
-                break
-    bar.close()
-    metrics.close()
-    if keep_weights is not None:
-        model.keep_attention_weights = keep_weights
+    try:
+        with DeferredInterrupt() as interrupt:
+            for step in range(start, config.steps):
+                tick = time.perf_counter()
+                lr = learning_rate(step, config.schedule, config.lr, config.steps, config.warmup, config.min_lr)
+                loss, grad_norm, n_tokens = train_step(model, objective, optimizer, config, rng)
+                if not (math.isfinite(loss) and math.isfinite(grad_norm)):
+                    kept = f"the last good checkpoint is {ckpt_path}" if ckpt_path else "no checkpoint was written"
+                    raise TrainingDiverged(f"loss became {loss} (gradient norm {grad_norm}) at step {step + 1} "
+                                           f"with lr {lr:.3g}; stopped before updating, {kept}. Try a lower lr.")
+                optimizer.step(lr)
+                now = time.perf_counter()
+                record = metrics.add({"step": step + 1, "loss": loss, "lr": lr, "grad_norm": grad_norm,
+                                      "tokens_per_s": n_tokens / (now - tick), "seconds": now - started})
+                bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{record['tokens_per_s']:.0f}", refresh=False)
+                bar.update(1)
+                stop = bool(callback is not None and callback(record, model))
+                finishing = step + 1 == config.steps or stop
+                if (step + 1) % config.eval_interval == 0 or finishing:
+                    log_line(bar, log, metrics.add({"step": step + 1, **evaluate(model, objective)}), record)
+                if (step + 1) % config.checkpoint_interval == 0 or finishing or interrupt.requested:
+                    if ckpt_path is not None:
+                        save_checkpoint(ckpt_path, model, optimizer, step + 1, rng, tokenizer,
+                                        dict(extra, history=history))
+                if interrupt.requested or stop:
+                    interrupted = interrupt.requested
+                    break
+    finally:                                           # also when diverged, or on a second Ctrl-C
+        bar.close()
+        metrics.close()
+        if keep_weights is not None:
+            model.keep_attention_weights = keep_weights
     completed = sum(1 for r in history if "loss" in r)
     return TrainResult(history, completed, interrupted, ckpt_path, time.perf_counter() - started)
 
