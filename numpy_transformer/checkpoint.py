@@ -18,13 +18,13 @@ checkpoint intact, never half a file.
 import dataclasses
 import json
 import os
-import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from .atomic import atomic_open
 from .models import GPT, Encoder, EncoderConfig, GPTConfig, Transformer, TransformerConfig
 
 CHECKPOINT_VERSION = 1
@@ -102,17 +102,8 @@ def save_checkpoint(path, model, optimizer=None, step=0, rng=None, tokenizer=Non
     if optimizer is not None:
         for key, value in optimizer.state_dict().items():
             arrays[f"optim/{key}"] = value
-    fd, tmp_path = tempfile.mkstemp(dir=folder, prefix=".checkpoint-", suffix=".npz.tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_path, path)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
+    with atomic_open(path, "wb") as f:                 # temporary file, fsync, then os.replace
+        np.savez(f, **arrays)
     return path
 
 

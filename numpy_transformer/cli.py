@@ -23,6 +23,7 @@ import numpy as np
 
 from .checkpoint import check_compatible, load_checkpoint
 from .train import TrainConfig, TrainingDiverged, plot_history, train
+from .viz import save_figure
 
 EXIT_BAD_INPUT = 2
 EXIT_DIVERGED = 1
@@ -267,8 +268,7 @@ def run_pretrain(settings, log):
 
     result = train(task.model, task.objective, config, run_dir=run_dir, resume=settings["resume"],
                    tokenizer=task.tokenizer, extra={"settings": settings}, callback=out_of_time, log=log)
-    fig = plot_history(result.history)
-    fig.savefig(os.path.join(run_dir, "loss.png"), dpi=100)
+    save_figure(plot_history(result.history), os.path.join(run_dir, "loss.png"))
     last_eval = [r for r in result.history if "val_loss" in r]
     summary = f" val loss {last_eval[-1]['val_loss']:.4f}" if last_eval else ""
     if result.interrupted:
@@ -316,8 +316,7 @@ def run_attention(args, log):
     folder = os.path.dirname(os.path.abspath(args.out))
     if not os.path.isdir(folder):
         raise ValueError(f"cannot write {args.out!r}: folder {folder!r} does not exist")
-    fig = task.attention_figure(args.text, args.layer)
-    fig.savefig(args.out, dpi=90)
+    save_figure(task.attention_figure(args.text, args.layer), args.out)      # .png or .svg
     log(f"attention maps written to {args.out}")
     return 0
 
