@@ -6,6 +6,9 @@
   test that does not depend on an exercise still has to pass. ``--strict-exercises`` turns this off.
 - Sets NUMPY_TRANSFORMER_NOTEBOOK_QUICK=1 (unless already set) so the notebooks that train for minutes
   run with fewer steps when the suite executes them; a person running a notebook gets the full run.
+- Sets OPENBLAS_NUM_THREADS=1 (unless already set) for the processes the suite starts (notebook
+  kernels, the command line): the tests' matrices are tiny, and two BLAS threads on a busy 2-core
+  machine were measured up to 4x slower than one (the command line makes the same choice).
 """
 import os
 import re
@@ -25,6 +28,7 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     os.environ.setdefault("NUMPY_TRANSFORMER_NOTEBOOK_QUICK", "1")      # inherited by notebook kernels
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")                  # ... and by every subprocess
     for exercise in LADDER:
         config.addinivalue_line("markers", f"{exercise.marker}: tests of exercise {exercise.id} ({exercise.title})")
 
