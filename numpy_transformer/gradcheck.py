@@ -123,10 +123,16 @@ def check_function(forward, backward, inputs, rng=None, h=1e-5, max_entries=None
     def loss():
         return np.sum(forward(*arrays)[0] * projection)
 
+    targets = [(name, array, grad) for name, array, grad in zip(names, arrays, analytic)
+               if grad is not None and isinstance(array, np.ndarray) and array.dtype == np.float64]
+    return compare_all(targets, loss, h, max_entries, rng)
+
+
+def compare_all(targets, loss, h, max_entries, rng):
+    """A report with one row per (name, array, analytic gradient): numeric gradients of loss()
+    on sampled entries of each array, compared with the analytic ones."""
     report = GradCheckReport()
-    for name, array, grad in zip(names, arrays, analytic):
-        if grad is None or not isinstance(array, np.ndarray) or array.dtype != np.float64:
-            continue
+    for name, array, grad in targets:
         idx = sample_indices(array.size, max_entries, rng)
         numeric = numerical_gradient(loss, array, h, idx)
         row = compare(name, grad, numeric, idx)
@@ -153,16 +159,9 @@ def check_model(model, run_forward, rng=None, h=1e-5, max_entries=20, only=None)
         model.clear_caches()         # each numeric forward leaves caches we will not use
         return value
 
-    report = GradCheckReport()
-    for name, param in model.parameters().items():
-        if only is not None and only not in name:
-            continue
-        idx = sample_indices(param.size, max_entries, rng)
-        numeric = numerical_gradient(loss, param, h, idx)
-        row = compare(name, analytic[name], numeric, idx)
-        row.shape = param.shape
-        report.rows.append(row)
-    return report
+    targets = [(name, param, analytic[name]) for name, param in model.parameters().items()
+               if only is None or only in name]
+    return compare_all(targets, loss, h, max_entries, rng)
 
 
 def randomize_parameters(model, rng, scale=1.0):
@@ -205,13 +204,6 @@ def check_layer(layer, inputs, rng=None, h=1e-5, max_entries=20, **forward_kwarg
         layer.clear_caches()
         return value
 
-    report = GradCheckReport()
     targets = [(f"input {n}", a, g) for n, a, g in zip(names, arrays, dinputs)]
     targets += [(n, p, analytic[n]) for n, p in layer.parameters().items()]
-    for name, array, grad in targets:
-        idx = sample_indices(array.size, max_entries, rng)
-        numeric = numerical_gradient(loss, array, h, idx)
-        row = compare(name, grad, numeric, idx)
-        row.shape = array.shape
-        report.rows.append(row)
-    return report
+    return compare_all(targets, loss, h, max_entries, rng)

@@ -46,3 +46,13 @@ def keep_attention_weights(model, keep=True):
         if isinstance(layer, MultiHeadAttention):
             layer.keep_weights = keep
     return model
+
+
+def start_backward(loss_fn, has_loss, dlogits):
+    """The gradient a model's backward() starts from: dlogits when given, else dL/dlogits of the
+    loss the last forward computed (a ValueError if that forward had no targets)."""
+    if dlogits is not None:
+        return dlogits
+    if not has_loss:
+        raise ValueError("backward() needs dlogits when forward() was called without targets")
+    return loss_fn.backward(1.0)

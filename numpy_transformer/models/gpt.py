@@ -15,7 +15,7 @@ from ..layers.layernorm import LayerNorm
 from ..layers.loss import CrossEntropyLoss
 from ..layers.output import OutputProjection
 from ..layers.transformer_layers import EncoderLayer
-from .common import check_config, check_ids, hidden_width
+from .common import check_config, check_ids, hidden_width, start_backward
 
 
 @dataclass
@@ -95,10 +95,7 @@ class GPT(Layer):
     def backward(self, dlogits=None):
         """Fill every parameter's gradient (added into dparams). Starts from the loss, or from dlogits."""
         (has_loss,) = self.pop_cache()
-        if dlogits is None:
-            if not has_loss:
-                raise ValueError("backward() needs dlogits when forward() was called without targets")
-            dlogits = self.loss_fn.backward(1.0)                    # (B, T, V)
+        dlogits = start_backward(self.loss_fn, has_loss, dlogits)            # (B, ...) from the loss
         dx = self.head.backward(dlogits)                            # (B, T, C)
         if self.final_norm is not None:
             dx = self.final_norm.backward(dx)                       # (B, T, C)

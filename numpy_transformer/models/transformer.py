@@ -16,7 +16,7 @@ from ..layers.layernorm import LayerNorm
 from ..layers.loss import CrossEntropyLoss
 from ..layers.output import OutputProjection
 from ..layers.transformer_layers import DecoderLayer, EncoderLayer
-from .common import check_config, check_ids, hidden_width
+from .common import check_config, check_ids, hidden_width, start_backward
 from .gpt import kv_cache_length
 
 
@@ -127,10 +127,7 @@ class Transformer(Layer):
 
     def backward(self, dlogits=None):
         (has_loss,) = self.pop_cache()
-        if dlogits is None:
-            if not has_loss:
-                raise ValueError("backward() needs dlogits when forward() was called without targets")
-            dlogits = self.loss_fn.backward(1.0)                      # (B, T, V)
+        dlogits = start_backward(self.loss_fn, has_loss, dlogits)            # (B, ...) from the loss
         dy = self.head.backward(dlogits)                              # (B, T, C)
         if self.decoder_norm is not None:
             dy = self.decoder_norm.backward(dy)
