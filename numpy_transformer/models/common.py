@@ -48,9 +48,9 @@ def keep_attention_weights(model, keep=True):
     return model
 
 
-def start_backward(loss_fn, has_loss, dlogits):
-    """The gradient a model's backward() starts from: dlogits when given, else dL/dlogits of the
-    loss the last forward computed (a ValueError if that forward had no targets)."""
+def output_gradient(loss_fn, has_loss, dlogits):
+    """The gradient a model's backward() starts from, dL/dlogits: dlogits when given, else the
+    gradient of the loss the last forward computed (a ValueError if that forward had no targets)."""
     if dlogits is not None:
         return dlogits
     if not has_loss:

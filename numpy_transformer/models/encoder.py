@@ -18,7 +18,7 @@ from ..layers.linear import Linear
 from ..layers.loss import CrossEntropyLoss
 from ..layers.output import OutputProjection
 from ..layers.transformer_layers import EncoderLayer
-from .common import check_config, check_ids, hidden_width, start_backward
+from .common import check_config, check_ids, hidden_width, output_gradient
 
 HEADS = ("mlm", "classify", "hidden")
 
@@ -116,7 +116,7 @@ class Encoder(Layer):
     def backward(self, dlogits=None):
         """Fill every gradient along the path the last forward took."""
         head, has_loss, x_shape = self.pop_cache()
-        dlogits = start_backward(self.loss_fn, has_loss, dlogits)            # (B, ...) from the loss
+        dlogits = output_gradient(self.loss_fn, has_loss, dlogits)            # (B, ...) from the loss
         if head == "mlm":
             dh = self.mlm_out.backward(dlogits)                      # (B, T, C)
             dh = self.mlm_act.backward(self.mlm_norm.backward(dh))   # (B, T, C)

@@ -15,7 +15,7 @@ from ..layers.layernorm import LayerNorm
 from ..layers.loss import CrossEntropyLoss
 from ..layers.output import OutputProjection
 from ..layers.transformer_layers import EncoderLayer
-from .common import check_config, check_ids, hidden_width, start_backward
+from .common import check_config, check_ids, hidden_width, output_gradient
 
 
 @dataclass
@@ -95,7 +95,7 @@ class GPT(Layer):
     def backward(self, dlogits=None):
         """Fill every parameter's gradient (added into dparams). Starts from the loss, or from dlogits."""
         (has_loss,) = self.pop_cache()
-        dlogits = start_backward(self.loss_fn, has_loss, dlogits)            # (B, ...) from the loss
+        dlogits = output_gradient(self.loss_fn, has_loss, dlogits)            # (B, ...) from the loss
         dx = self.head.backward(dlogits)                            # (B, T, C)
         if self.final_norm is not None:
             dx = self.final_norm.backward(dx)                       # (B, T, C)

@@ -16,7 +16,7 @@ from ..layers.layernorm import LayerNorm
 from ..layers.loss import CrossEntropyLoss
 from ..layers.output import OutputProjection
 from ..layers.transformer_layers import DecoderLayer, EncoderLayer
-from .common import check_config, check_ids, hidden_width, start_backward
+from .common import check_config, check_ids, hidden_width, output_gradient
 from .gpt import kv_cache_length
 
 
@@ -127,7 +127,7 @@ class Transformer(Layer):
 
     def backward(self, dlogits=None):
         (has_loss,) = self.pop_cache()
-        dlogits = start_backward(self.loss_fn, has_loss, dlogits)            # (B, ...) from the loss
+        dlogits = output_gradient(self.loss_fn, has_loss, dlogits)            # (B, ...) from the loss
         dy = self.head.backward(dlogits)                              # (B, T, C)
         if self.decoder_norm is not None:
             dy = self.decoder_norm.backward(dy)

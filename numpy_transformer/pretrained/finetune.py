@@ -15,7 +15,7 @@ import numpy as np
 from ..layers.base import Layer
 from ..layers.linear import Linear
 from ..layers.loss import CrossEntropyLoss
-from ..models.common import start_backward
+from ..models.common import output_gradient
 
 # Sentences written for this example: short reviews, label 1 = positive, 0 = negative.
 TOY_REVIEWS = [
@@ -68,7 +68,7 @@ class EmbeddingClassifier(Layer):
 
     def backward(self, dlogits=None):
         (has_loss,) = self.pop_cache()
-        dlogits = start_backward(self.loss_fn, has_loss, dlogits)            # (B, ...) from the loss
+        dlogits = output_gradient(self.loss_fn, has_loss, dlogits)            # (B, ...) from the loss
         draw = dlogits * self.scale                                              # (B, K)
         dembeddings = self.classifier.backward(draw)                             # (B, C)
         self.sentence_encoder.backward(dembeddings)
