@@ -22,8 +22,16 @@ def atomic_open(path, mode="wb", encoding=None):
             yield f
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp_path, 0o666 & ~current_umask())   # mkstemp makes 0600; give the usual permissions
         os.replace(tmp_path, path)
     except BaseException:
         if os.path.exists(tmp_path):
             os.remove(tmp_path)
         raise
+
+
+def current_umask():
+    """The process's umask (reading it means setting it; it is put straight back)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -55,21 +55,32 @@ NAMED_CORPORA = ("shakespeare", "fallback", "reviews") + TASK_CORPORA
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """argparse that reports a bad command line in ONE line (no usage dump) and exits with code 2."""
+    """argparse that reports a bad command line in ONE line (no usage dump) and exits with code 2.
+    No prefix matching: --step or --temp is an error, not silently --steps or --temperature."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
 
 
 def positive_int(text):
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
     return value
 
 
 def non_negative_float(text):
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}") from None
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
     return value
@@ -149,6 +160,9 @@ def build_parser():
     run.add_argument("--out", default=argparse.SUPPRESS, help="run directory (default runs/<model>-<corpus>)")
     run.add_argument("--resume", action="store_true", default=argparse.SUPPRESS,
                      help="continue from <out>/checkpoint.npz")
+    run.add_argument("--overwrite", action="store_true", default=argparse.SUPPRESS,
+                     help="replace the run in <out> (without it, a folder holding a checkpoint is refused, "
+                          "and the default folder moves on to -2, -3, ...)")
     run.add_argument("--time-limit", dest="time_limit", type=non_negative_float, default=argparse.SUPPRESS,
                      help="stop (and save) after this many seconds (default 0: no limit)")
     run.add_argument("--sample-length", dest="sample_length", type=int, default=argparse.SUPPRESS,
@@ -235,7 +249,8 @@ def pretrain_settings(argv, parser):
     preset = PRESETS[preset_name] if preset_name else {}
     family = typed.get("model", from_file.get("model", preset.get("model", "gpt")))
     settings = dict(FAMILY_DEFAULTS[family], model=family, vocab_size=0, val_fraction=0.05, task_length=0,
-                    task_examples=20000, out=None, resume=False, time_limit=0.0, sample_length=400)
+                    task_examples=20000, out=None, resume=False, overwrite=False, time_limit=0.0,
+                    sample_length=400)
     for layer in (preset, from_file, typed):
         settings.update({k: v for k, v in layer.items() if k not in ("command", "config", "preset")})
     return settings
@@ -248,11 +263,35 @@ def train_config_from(settings):
 
 # --- commands ---------------------------------------------------------------------------------
 
+def choose_run_dir(settings, corpus_name, log):
+    """Where this run writes. A finished run is never replaced by accident: the default folder
+    runs/<model>-<corpus> moves on to -2, -3, ... when it already holds a checkpoint, and an --out
+    folder that holds one is refused unless --resume (continue it) or --overwrite (replace it)."""
+    if settings["out"]:
+        run_dir = settings["out"]
+        taken = os.path.exists(os.path.join(run_dir, "checkpoint.npz"))
+        if taken and not (settings["resume"] or settings["overwrite"]):
+            raise ValueError(f"{run_dir!r} already holds a checkpoint: add --resume to continue it, "
+                             f"--overwrite to replace it, or choose another --out")
+        return run_dir
+    base = os.path.join("runs", f"{settings['model']}-{corpus_name}")
+    if settings["resume"] or settings["overwrite"]:
+        return base
+    run_dir, number = base, 1
+    while os.path.exists(os.path.join(run_dir, "checkpoint.npz")):
+        number += 1
+        run_dir = f"{base}-{number}"
+    if run_dir != base:
+        log(f"note: {base} already holds a finished run, so this one goes to {run_dir} "
+            f"(--resume continues the old one, --overwrite replaces it)")
+    return run_dir
+
+
 def run_pretrain(settings, log):
     from .tasks import build_task
     config = train_config_from(settings)
     task = build_task(settings, log)                       # data, tokenizer, model, objective: all checked
-    run_dir = settings["out"] or os.path.join("runs", f"{settings['model']}-{task.corpus_name}")
+    run_dir = choose_run_dir(settings, task.corpus_name, log)
     ckpt_path = os.path.join(run_dir, "checkpoint.npz")
     if settings["resume"]:
         checkpoint = load_checkpoint(ckpt_path)            # clear ValueError if missing or damaged
@@ -338,6 +377,9 @@ def main(argv=None):
         return EXIT_DIVERGED
     except (ValueError, ModuleNotFoundError, OSError) as err:
         print(f"error: {one_line(err)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except NotImplementedError as err:                 # a course kit's student copy, exercise not yet done
+        print(f"error: {one_line(err)} (see: python -m numpy_transformer.exercises grade)", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -16,6 +16,9 @@ def test_atomic_open_replaces_only_on_success(tmp_path):
     with atomic_open(target, "w", encoding="utf-8") as f:
         f.write("new contents")
     assert target.read_text() == "new contents"
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    assert target.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777     # not mkstemp's 0600
 
 
 def test_atomic_open_names_a_missing_folder_and_a_bad_mode(tmp_path):

@@ -182,3 +182,24 @@ def test_help_on_every_command(capsys):
         assert exit_info.value.code == 0
         assert f"usage: python -m numpy_transformer {command}" in capsys.readouterr().out
     assert cli("--help").returncode == 0                        # and once through the real entry point
+
+
+def test_a_finished_run_is_never_replaced_by_accident(run, tmp_path, corpus):
+    before = (run / "checkpoint.npz").read_bytes()
+    assert_clear_error(cli("pretrain", "--corpus", corpus, "--steps", 2, "--out", run, *TINY), "already holds a checkpoint",
+                       "--resume", "--overwrite")
+    assert (run / "checkpoint.npz").read_bytes() == before
+    first = subprocess.run([sys.executable, "-m", "numpy_transformer", "pretrain", "--corpus", str(corpus),
+                            "--steps", "2", "--sample-length", "0", *TINY], cwd=tmp_path, capture_output=True, text=True)
+    second = subprocess.run([sys.executable, "-m", "numpy_transformer", "pretrain", "--corpus", str(corpus),
+                             "--steps", "2", "--sample-length", "0", *TINY], cwd=tmp_path, capture_output=True, text=True)
+    assert first.returncode == 0 and second.returncode == 0, second.stderr
+    folders = sorted(p.name for p in (tmp_path / "runs").iterdir())
+    assert len(folders) == 2 and folders[1] == folders[0] + "-2"
+    assert "already holds a finished run" in second.stdout
+
+
+def test_abbreviated_flags_are_refused(run):
+    assert_clear_error(cli("generate", "--run", run, "--temp", "0.5"), "unrecognized arguments: --temp")
+    assert_clear_error(cli("pretrain", "--step", "3"), "unrecognized arguments: --step")
+    assert_clear_error(cli("generate", "--run", run, "--temperature", "hot"), "must be a number >= 0, got 'hot'")
