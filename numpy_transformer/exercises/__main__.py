@@ -1,4 +1,7 @@
-"""python -m numpy_transformer.exercises {list, make-student OUT_DIR, grade [--exercise ID] [--json PATH]}"""
+"""python -m numpy_transformer.exercises {list, make-student OUT_DIR, grade [--exercise ID] [--json PATH]}
+
+Exit codes of grade: 0 when every graded exercise passed, 1 when any did not, 2 for a bad command line.
+"""
 import argparse
 import sys
 
@@ -33,7 +36,7 @@ def main(argv=None):
         print(report(results))
         if args.json:
             write_json(results, args.json)
-        return 0
+        return 0 if all(r.status == "passed" for r in results) else 1     # a gate for course platforms
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -21,7 +21,10 @@ from ..layers.softmax import softmax_backward, softmax_forward
 def linear_backward_case(fx):
     _, cache = linear_forward(fx["in_x"], fx["in_weight"], fx["in_bias"])
     dx, dweight, dbias = linear_backward(fx["in_dy"], cache)
-    return {"dx": dx, "dweight": dweight, "dbias": dbias}
+    _, cache_no_bias = linear_forward(fx["in_x"], fx["in_weight"], None)
+    dbias_no_bias = linear_backward(fx["in_dy"], cache_no_bias)[2]
+    return {"dx": dx, "dweight": dweight, "dbias": dbias,
+            "dbias is None when there is no bias": np.array(dbias_no_bias is None)}
 
 
 def activation_backward_case(fx):

@@ -128,7 +128,8 @@ def run_exercise(exercise):
             detail = f"shape {got_array.shape}, expected {expected.shape}"
         else:
             error = np.abs(got_array - expected)
-            worst = np.unravel_index(np.nanargmax(np.where(np.isfinite(error), error, np.inf)), error.shape)
+            worst = tuple(int(i) for i in np.unravel_index(np.nanargmax(np.where(np.isfinite(error), error, np.inf)),
+                                                           error.shape))
             detail = f"max abs error {np.nanmax(np.where(np.isfinite(error), error, np.inf)):.3g} at index {worst}"
         line = f"{name}: wrong ({detail})"
         if mistake:
@@ -150,7 +151,8 @@ def grade(exercises=None):
 def report(results):
     lines = []
     for r in results:
-        lines.append(f"{r.exercise:28s} {r.status:9s} {r.matched}/{r.checked}  score {r.score:.2f}")
+        counts = f"{r.matched}/{r.checked} outputs right" if r.checked else ""
+        lines.append(f"{r.exercise:28s} {r.status:9s} score {r.score:.2f}  {counts}".rstrip())
         lines.extend(f"    {message}" for message in r.messages)
     total = sum(r.score for r in results)
     lines.append(f"total: {total:.2f} / {len(results)}  "

@@ -18,7 +18,8 @@ import pytest
 from .registry import LADDER
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
-STUB = re.compile(r"NotImplementedError: '?exercise (\d\d-[a-z0-9-]+) is yours to write")
+# the stub's exception, or the command line's one-line report of it (a test running the CLI)
+STUB = re.compile(r"(?:NotImplementedError: '?|error: )exercise (\d\d-[a-z0-9-]+) is yours to write")
 
 
 def pytest_addoption(parser):

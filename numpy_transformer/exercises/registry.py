@@ -60,7 +60,7 @@ LADDER = (
     Exercise("13", "sampling", "Temperature, top-k and top-p (nucleus) filtering",
              ("numpy_transformer/generate.py",), "docs/exercises.md#13-sampling", 30),
     Exercise("14", "kv-cache", "A key/value cache for fast generation", ("numpy_transformer/layers/multihead.py",),
-             "docs/exercises.md#14-kv-cache", 30, ("08", "10")),
+             "docs/exercises.md#14-kv-cache", 30, ("03", "07", "08", "10")),
 )
 
 BY_ID = {}

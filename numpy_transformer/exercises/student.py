@@ -30,14 +30,51 @@ INSTRUCTOR_ONLY = (
 )
 SKIP_PARTS = {".git", "__pycache__", ".venv", ".pytest_cache", ".ipynb_checkpoints", "runs", "build", "dist"}
 SKIP_SUFFIXES = (".pyc", ".pyo", ".nbi", ".nbc", ".egg-info", ".so")
+STUDENT_README = """# numpy_transformer: your course copy
+
+The Transformer of "Attention Is All You Need" in NumPy, with hand-written forward and backward passes.
+In this copy, fourteen pieces are yours to write: each is a fenced region in the library source that
+raises `NotImplementedError` naming the exercise. Everything else (the other layers, the three model
+families, the trainer, the data, the notebooks, the tests) is complete and waits for your code.
+
+## Set up, then check where you are
+
+```bash
+python3 -m venv .venv && . .venv/bin/activate && pip install -r requirements.txt
+python -m numpy_transformer.exercises list      # the exercises, in order, with time estimates
+python -m numpy_transformer.exercises grade     # what is done, what is not, and likely mistakes
+```
+
+Read [docs/exercises.md](docs/exercises.md) first: one section per exercise, with where to write it,
+what to read, and how it is checked. The derivations are in [docs/derivations/](docs/derivations/README.md).
+
+## Tests
+
+```bash
+python -m pytest -q                             # unwritten exercises show as skipped ("needs exercise NN")
+python -m pytest -q -m ex07 --strict-exercises  # the tests of one exercise
+```
+
+## Once the exercises are done
+
+The main job works: `python -m numpy_transformer pretrain` trains a small GPT on Shakespeare in a few
+minutes and prints a sample. `python -m numpy_transformer --help` lists the other commands. The
+notebooks in `notebooks/` teach each piece (00 quick start, 01 a tour, 02 backpropagation by hand,
+03 attention maps, 04 pretraining, 05 the encoder, 07 a real pretrained model); they run as soon as the
+exercises they use are written.
+
+This copy runs on the NumPy reference backend (the course leaves the optimised kernels out). Install it
+in its own virtual environment, as above, so that `import numpy_transformer` finds this copy.
+"""
 MARKDOWN_NOTE = "*(This part shows the solution line by line; it is left out of the student copy.)*"
 TEXT_SUFFIXES = {".py", ".md", ".ipynb", ".txt", ".toml", ".json", ".cfg", ".xml", ".yml", ".yaml", ""}
 
 
 def project_files(root):
-    """Files of the project: git's list when it is a checkout, else a walk; caches never included."""
+    """Files of the project: the files git tracks when it is a checkout (so stray outputs such as a
+    figure left in the folder are not handed out), else a walk; caches never included."""
     try:
-        listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=root,
+        listed = subprocess.run(["git", "ls-files", "--cached"], cwd=root,
                                 capture_output=True, text=True, check=True).stdout.split("\n")
         paths = [Path(line) for line in listed if line]
     except (OSError, subprocess.CalledProcessError):
@@ -143,6 +180,7 @@ def make_student_copy(out_dir, root=REPO_ROOT, force=False):
             target.write_text(stub_notebook(source.read_text(encoding="utf-8"), str(path)), encoding="utf-8")
         else:
             shutil.copy2(source, target)
+    (staging / "README.md").write_text(STUDENT_README, encoding="utf-8")     # the course's own front page
     leaks = find_leaks(staging, solutions)
     if leaks:
         shutil.rmtree(staging)
