@@ -105,7 +105,7 @@ def add_trainer_flags(parser):
                                help=f"(default {f.default})")
         else:
             group.add_argument(flag, dest=f.name, type=flag_type(f.name, f.type), default=argparse.SUPPRESS,
-                               help=f"(default {f.default}; family defaults may differ)")
+                               help=f"(TrainConfig default {f.default}; see the defaults by --model above)")
 
 
 def flag_type(name, annotation):
@@ -142,6 +142,15 @@ def add_model_flags(parser):
     group.add_argument("--dropout", type=non_negative_float, default=argparse.SUPPRESS, help="dropout rate")
 
 
+def family_defaults_text():
+    """One line per family of the settings used when no flag says otherwise (shown by pretrain --help)."""
+    keys = ("corpus", "steps", "batch_size", "lr", "block_size", "width", "layers", "heads")
+    parts = []
+    for family, defaults in FAMILY_DEFAULTS.items():
+        parts.append(f"{family}: " + ", ".join(f"{key.replace('_', '-')} {defaults[key]}" for key in keys))
+    return "Defaults by --model, " + "; ".join(parts) + "."
+
+
 def build_parser():
     parser = OneLineParser(prog="python -m numpy_transformer",
                            description="Pretrain, sample from, evaluate, fine-tune and inspect NumPy Transformers.")
@@ -150,7 +159,7 @@ def build_parser():
 
     pretrain = commands.add_parser("pretrain", help="train a model from scratch (no arguments: char GPT on Shakespeare)",
                                    description="Pretrain a model. With no arguments: a small character-level GPT "
-                                               "on Shakespeare in a few minutes on 2 cores.")
+                                               "on Shakespeare in a few minutes on 2 cores. " + family_defaults_text())
     add_model_flags(pretrain)
     add_trainer_flags(pretrain)
     run = pretrain.add_argument_group("run")
