@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .atomic import atomic_open
+from .layers.base import copy_arrays_into
 from .models import GPT, Encoder, EncoderConfig, GPTConfig, Transformer, TransformerConfig
 
 CHECKPOINT_VERSION = 1
@@ -156,15 +157,4 @@ def check_compatible(checkpoint, model):
 
 def load_params(model, params):
     """Copy saved arrays into the model's parameters IN PLACE; ValueError naming any mismatch."""
-    own = model.parameters()
-    missing = sorted(set(own) - set(params))
-    extra = sorted(set(params) - set(own))
-    if missing or extra:
-        raise ValueError(f"checkpoint parameters do not match the model: missing {missing[:3]}, "
-                         f"unexpected {extra[:3]}")
-    for name, target in own.items():
-        value = params[name]
-        if value.shape != target.shape:
-            raise ValueError(f"parameter {name!r} has shape {value.shape} in the checkpoint, "
-                             f"{target.shape} in the model")
-        target[...] = value
+    copy_arrays_into(model.parameters(), params, "checkpoint parameters do not match the model")

@@ -23,6 +23,7 @@ and the array's ndim, so it does not depend on how a model names its children.
 import math
 import numpy as np
 
+from .layers.base import copy_arrays_into
 from .layers.embedding import Embedding
 from .layers.positional import LearnedPositionalEmbedding
 
@@ -115,18 +116,8 @@ class Optimizer:
 
     def load_state_dict(self, state):
         """Copy a state_dict() back IN PLACE; ValueError naming any missing, extra or misshaped entry."""
-        expected = self.state_dict()
-        missing = sorted(set(expected) - set(state))
-        extra = sorted(set(state) - set(expected))
-        if missing or extra:
-            raise ValueError(f"optimiser state does not match this optimiser: missing {missing[:3]}, "
-                             f"unexpected {extra[:3]}")
-        for key, target in expected.items():
-            value = np.asarray(state[key])
-            if value.shape != target.shape:
-                raise ValueError(f"optimiser state {key!r} has shape {value.shape}, expected {target.shape}")
-            if key != "t":
-                target[...] = value
+        expected = self.state_dict()                  # views of the slots, plus a fresh copy of t
+        copy_arrays_into(expected, state, "optimiser state does not match this optimiser")
         self.t = int(state["t"])
 
 

@@ -104,3 +104,19 @@ def check_float_dtype(dtype):
     if dtype not in (np.float32, np.float64):
         raise ValueError(f"dtype {dtype} is not supported; use float32 or float64")
     return dtype
+
+
+def copy_arrays_into(targets, values, what):
+    """targets[name][...] = values[name] for every name, IN PLACE (parameters, optimiser state, loaded
+    tensors), after checking that the names and shapes agree: a ValueError says what is missing,
+    unexpected or misshaped. what: the source, for the message (a file, "optimiser state", ...)."""
+    missing = sorted(set(targets) - set(values))
+    unexpected = sorted(set(values) - set(targets))
+    if missing or unexpected:
+        raise ValueError(f"{what}: missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
+                         f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}")
+    for name, target in targets.items():
+        value = np.asarray(values[name])
+        if value.shape != target.shape:
+            raise ValueError(f"{what}: {name!r} has shape {value.shape}, expected {target.shape}")
+        target[...] = value

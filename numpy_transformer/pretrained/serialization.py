@@ -37,6 +37,7 @@ from dataclasses import asdict, fields
 
 import numpy as np
 
+from ..layers.base import copy_arrays_into
 from ..models.encoder import Encoder, EncoderConfig
 from ..models.gpt import GPT, GPTConfig
 from ..models.transformer import Transformer, TransformerConfig
@@ -81,16 +82,7 @@ def load_model(path):
 
 def copy_parameters(model, tensors, source):
     """Copy {dotted name: array} into model.parameters() in place, after checking names and shapes."""
-    params = model.parameters()
-    missing = sorted(set(params) - set(tensors))
-    unexpected = sorted(set(tensors) - set(params))
-    if missing or unexpected:
-        raise ValueError(f"{source}: missing tensors {missing[:5]}{'...' if len(missing) > 5 else ''}, "
-                         f"unexpected tensors {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}")
-    for name, target in params.items():
-        if tensors[name].shape != target.shape:
-            raise ValueError(f"{source}: tensor {name!r} has shape {tensors[name].shape}, the model needs {target.shape}")
-        target[...] = tensors[name]
+    copy_arrays_into(model.parameters(), tensors, f"{source}: tensors do not match the model")
 
 
 # --- GPT-2 names ---------------------------------------------------------------------------------
