@@ -26,11 +26,16 @@ def plot_attention(weights, query_labels, key_labels, ax=None, title=None):
     if weights.shape != (len(query_labels), len(key_labels)):
         raise ValueError(f"weights {weights.shape} do not match {len(query_labels)} query and "
                          f"{len(key_labels)} key labels")
-    if ax is None:
-        fig = new_figure(0.3 * len(key_labels) + 2, 0.3 * len(query_labels) + 1.5)
+    standalone = ax is None
+    if standalone:
+        fig = new_figure(0.3 * len(key_labels) + 2.6, 0.3 * len(query_labels) + 1.8)
         ax = fig.subplots()
     fig = ax.figure
-    ax.imshow(weights, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+    image = ax.imshow(weights, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+    if standalone:                                     # a grid's panels stay uncluttered
+        ax.set_xlabel("key (attended to)", fontsize=8)
+        ax.set_ylabel("query", fontsize=8)
+        fig.colorbar(image, ax=ax, label="weight")
     ax.set_xticks(range(len(key_labels)), [show_token(k) for k in key_labels], fontsize=7, rotation=90)
     ax.set_yticks(range(len(query_labels)), [show_token(q) for q in query_labels], fontsize=7)
     if title:
