@@ -108,6 +108,17 @@ class Tokenizer:
 
     # ---- persistence -------------------------------------------------------------------
 
+
+    def id_pieces(self, ids, base_piece, skip_special: bool = False) -> list:
+        """One piece per id, for decode: base_piece(id) for the base vocabulary, a special token's
+        name (or nothing, with skip_special) above it. The ids are checked first."""
+        pieces = []
+        for token_id in self.check_ids(ids):
+            if token_id < self.n_base:
+                pieces.append(base_piece(token_id))
+            elif not skip_special:
+                pieces.append(self.special_tokens[token_id - self.n_base])
+        return pieces
     def to_json(self) -> dict:
         """Everything needed to rebuild this tokenizer, as a JSON-ready dict."""
         data = {"type": self.type_name, "format_version": JSON_FORMAT_VERSION}

@@ -218,14 +218,8 @@ class ByteBPETokenizer(Tokenizer):
 
     def decode_bytes(self, ids, skip_special: bool = False) -> bytes:
         """The raw bytes of ids (special tokens as their UTF-8 names unless skip_special)."""
-        checked = self.check_ids(ids)
-        pieces = []
-        for token_id in checked:
-            if token_id < self.n_base:
-                pieces.append(self.token_bytes[token_id])
-            elif not skip_special:
-                pieces.append(self.special_tokens[token_id - self.n_base].encode("utf-8"))
-        return b"".join(pieces)
+        pieces = self.id_pieces(ids, self.token_bytes.__getitem__, skip_special)
+        return b"".join(p if isinstance(p, bytes) else p.encode("utf-8") for p in pieces)   # names are str
 
     def decode(self, ids, skip_special: bool = False, errors: str = "replace") -> str:
         """Text of ids. Ids from encode always form valid UTF-8; a model's sampled ids may cut a

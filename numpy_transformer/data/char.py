@@ -66,14 +66,7 @@ class CharTokenizer(Tokenizer):
 
     def decode(self, ids, skip_special: bool = False) -> str:
         """The string of the ids; special tokens appear by name unless skip_special."""
-        checked = self.check_ids(ids)
-        pieces = []
-        for token_id in checked:
-            if token_id < self.n_base:
-                pieces.append(self.chars[token_id])
-            elif not skip_special:
-                pieces.append(self.special_tokens[token_id - self.n_base])
-        return "".join(pieces)
+        return "".join(self.id_pieces(ids, self.chars.__getitem__, skip_special))
 
     # ---- Tokenizer hooks ---------------------------------------------------------------
 

@@ -129,14 +129,7 @@ class WordTokenizer(Tokenizer):
 
     def decode(self, ids, skip_special: bool = False) -> str:
         """Tokens joined by the gluing rules; <unk> appears as "<unk>"."""
-        checked = self.check_ids(ids)
-        tokens = []
-        for token_id in checked:
-            if token_id < self.n_base:
-                tokens.append(self.id_to_word[token_id])
-            elif not skip_special:
-                tokens.append(self.special_tokens[token_id - self.n_base])
-        return _glue(tokens)
+        return _glue(self.id_pieces(ids, self.id_to_word.__getitem__, skip_special))
 
     def unknown_tokens(self, text: str) -> list[str]:
         """The distinct tokens of text that would be encoded as <unk>, in order of appearance."""

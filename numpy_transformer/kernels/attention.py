@@ -44,6 +44,8 @@ def visible_keys_loops(t, T, S, causal):
     return min(S, max(t + S - T + 1, 0))
 
 
+# The same polynomial exp also stands in kernels/ffn.py, on purpose: a kernel and its helpers live in one
+# module (shared/DESIGN.md: a cached caller of a helper edited in another module returned stale results).
 def exp_nonpositive_loops(values, count):
     """values[:count] = exp(values[:count]) in place, for values <= 0 (-inf gives 0).
 

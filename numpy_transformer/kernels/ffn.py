@@ -27,6 +27,8 @@ LOG2E = 1.4426950408889634
 EXP_FLUSH = -43.0       # exp(x) below this is returned as 0: an absolute error under 2.2e-19
 
 
+# The same polynomial exp also stands in kernels/attention.py, on purpose: a kernel and its helpers live in one
+# module (shared/DESIGN.md: a cached caller of a helper edited in another module returned stale results).
 def exp_nonpositive_loops(x):
     """exp(x) for x <= 0 from plain arithmetic, so that loops calling it vectorise (math.exp is a
     scalar library call here: no SVML). x = n ln2 + r with |r| <= ln2 / 2, exp(r) by its Taylor
