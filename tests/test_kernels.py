@@ -20,6 +20,7 @@ from numpy_transformer import backend
 from numpy_transformer.gradcheck import check_function
 from numpy_transformer.kernels import attention as attention_kernels
 from numpy_transformer.kernels import ffn as ffn_kernels
+from numpy_transformer.kernels import linear as linear_kernels
 from numpy_transformer.kernels import layernorm as layernorm_kernels
 from numpy_transformer.kernels import loss as loss_kernels
 from numpy_transformer.kernels.matmul import matmul_tiled, matmul_tiled_jit, matmul_tiled_loops
@@ -98,17 +99,17 @@ def run_twice(jitted, make_args, outputs):
     return results
 
 
-@pytest.mark.parametrize("case", ["causal with padding", "cross-attention S > T, causal offset"])
+@pytest.mark.parametrize("case", ["causal with padding", "cross-attention S > T, causal offset",
+                                  "T not a multiple of the key tile"])
 def test_bitwise_attention(case, rng):
     q, k, v, causal, mask = attention_inputs(case, rng)
     B, H, T, D = q.shape
     S = k.shape[2]
     padding = attention_kernels.padding_or_none(mask, B, S)
-    k_t = np.ascontiguousarray(k.swapaxes(-1, -2))
-    v_t = np.ascontiguousarray(v.swapaxes(-1, -2))
+    q_strided = np.ascontiguousarray(q.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)   # as the model passes it
 
     def forward_args():
-        return (q, k_t, v, 0.5, causal, padding, np.zeros_like(q), np.zeros((B, H, T)),
+        return (q_strided, k, v, 0.5, causal, padding, np.zeros_like(q), np.zeros((B, H, T)),
                 np.zeros((B, H, T, S)), True)
     compiled, python = run_twice(attention_kernels.attention_forward_jit, forward_args, (6, 7, 8))
     for a, b in zip(compiled, python):
@@ -117,9 +118,9 @@ def test_bitwise_attention(case, rng):
     dout = rng.standard_normal(q.shape)
 
     def backward_args():
-        return (dout, q, k, k_t, v_t, out, lse, 0.5, causal, padding,
+        return (dout, q_strided, k, v, out, lse, 0.5, causal, padding,
                 np.zeros_like(q), np.zeros_like(k), np.zeros_like(v))
-    compiled, python = run_twice(attention_kernels.attention_backward_jit, backward_args, (10, 11, 12))
+    compiled, python = run_twice(attention_kernels.attention_backward_jit, backward_args, (9, 10, 11))
     for a, b in zip(compiled, python):
         np.testing.assert_array_equal(a, b)
 
@@ -227,6 +228,28 @@ def test_ffn_matches_reference(activation, dtype, rng):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("bias", [True, False])
+def test_linear_matches_reference_and_caches_cross(bias, dtype, rng):
+    x = rng.standard_normal((3, 5, 6)).astype(dtype)
+    x_strided = x.transpose(1, 0, 2).copy().transpose(1, 0, 2)   # not contiguous, like merged heads can be
+    weight = rng.standard_normal((6, 4)).astype(dtype)
+    b = rng.standard_normal(4).astype(dtype) if bias else None
+    for x_in in (x, x_strided):
+        y_ref, cache_ref = linear.linear_forward(x_in, weight, b)
+        y_ker, cache_ker = linear_kernels.linear_forward(x_in, weight, b)
+        assert y_ker.shape == y_ref.shape
+        assert_close(y_ker, y_ref, dtype)
+        dy = rng.standard_normal(y_ref.shape).astype(dtype)
+        grads_ref = linear.linear_backward(dy, cache_ref)
+        for grads in (linear_kernels.linear_backward(dy, cache_ref), linear.linear_backward(dy, cache_ker)):
+            assert (grads[2] is None) == (not bias)
+            for grad, grad_ref in zip(grads, grads_ref):
+                if grad_ref is not None:
+                    assert grad.shape == grad_ref.shape
+                    assert_close(grad, grad_ref, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_layernorm_matches_reference_and_caches_cross(dtype, rng):
     x = (rng.standard_normal((3, 5, 24)) * 3 + 1).astype(dtype)
     gamma, beta = rng.standard_normal(24).astype(dtype), rng.standard_normal(24).astype(dtype)
@@ -284,6 +307,12 @@ def test_ffn_kernel_gradcheck(activation, rng):
               "b1": rng.standard_normal(9), "w2": rng.standard_normal((9, 4)), "b2": rng.standard_normal(4)}
     forward = lambda x, w1, b1, w2, b2: ffn_kernels.ffn_forward(x, w1, b1, w2, b2, activation)
     assert_gradcheck(check_function(forward, ffn_kernels.ffn_backward, inputs, rng), where=f"ffn kernel {activation}")
+
+
+def test_linear_kernel_gradcheck(rng):
+    inputs = {"x": rng.standard_normal((2, 3, 4)), "weight": rng.standard_normal((4, 5)), "bias": rng.standard_normal(5)}
+    report = check_function(linear_kernels.linear_forward, linear_kernels.linear_backward, inputs, rng)
+    assert_gradcheck(report, where="linear (fast path)")
 
 
 def test_layernorm_and_loss_kernel_gradcheck(rng):

@@ -1,6 +1,8 @@
 """The Numba fast path, file for file beside the layers it speeds up.
 
-    attention.py  fused attention forward (online softmax) and backward (recomputed weights)
+    attention.py  fused attention forward (online softmax) and backward (recomputed weights),
+                  block-by-tile products in BLAS
+    linear.py     y = x W + b as ONE BLAS call over all rows, bias added in place (no Numba needed)
     ffn.py        bias + activation fused around the BLAS matmuls, and its backward
     layernorm.py  LayerNorm forward and backward
     loss.py       softmax cross-entropy forward and backward

@@ -1,20 +1,32 @@
 """Fused scaled dot-product attention in Numba: the twin of layers/attention.py.
 
 Same names, arguments, shapes, dtypes and cache (an AttentionCache) as the NumPy reference, so a
-forward on either backend feeds the backward of the other. What changes is how the work is done:
+forward on either backend feeds the backward of the other. What changes is how the work is done.
+Each (batch, head) pair is one parallel task; inside it, queries go in blocks of QUERY_BLOCK rows and
+keys in tiles of KEY_TILE, and every product of a block with a tile is a small matmul in BLAS
+(np.dot inside the kernel). Numba fuses what lies between the matmuls: scaling, masking, the
+exponentials and the running sums.
 
-forward, one query row t at a time, keys visited in tiles of KEY_TILE (the "online softmax"):
-    m = -inf, l = 0, a = 0                         running max, running sum of exp, running p-weighted v
-    for each tile of keys:  s_j = scale * q_t . k_j  (masked keys skipped)
-        m_new = max(m, max_j s_j);  c = exp(m - m_new)           rescale what was summed so far
-        l = c l + sum_j exp(s_j - m_new);  a = c a + sum_j exp(s_j - m_new) v_j;  m = m_new
-    out_t = a / l,  lse_t = m + log(l)
-  Only a (KEY_TILE,) buffer of scores exists: no (T, S) matrix unless the weights are requested.
-backward, recomputing each weight from q, k and the saved lse (p_tj = exp(s_tj - lse_t)):
-    dv_j += p_tj dout_t                     from out_t = sum_j p_tj v_j
-    dp_tj = dout_t . v_j
-    ds_tj = p_tj (dp_tj - delta_t),  delta_t = dout_t . out_t = sum_j p_tj dp_tj   (softmax backward)
-    dq_t += scale ds_tj k_j,  dk_j += scale ds_tj q_t                          (scores = scale q k^T)
+forward ("online softmax"), for a block of queries Q_i against the tiles K_j, V_j it may see:
+    m = -inf, l = 0, A = 0                          per row: running max, sum of exp, p-weighted v
+    for each tile j:
+        S = scale * Q_i K_j^T  (masked entries -inf)                (QUERY_BLOCK, KEY_TILE)  BLAS
+        m_new = max(m, rowmax S);  c = exp(m - m_new)               rescale what was summed so far
+        P = exp(S - m_new);  l = c l + rowsum P;  A = c A + P V_j                             BLAS
+        m = m_new
+    out_i = A / l,  lse_i = m + log(l)
+  Only (QUERY_BLOCK, KEY_TILE) scores exist at a time: no (T, S) matrix unless weights are requested.
+backward, recomputing the weights of each block and tile from q, k and the saved lse:
+    P = exp(scale * Q_i K_j^T - lse_i)                                                      BLAS
+    dV_j += P^T dO_i                                    from out = P V                      BLAS
+    dP = dO_i V_j^T                                                                          BLAS
+    dS = P * (dP - delta_i),  delta_t = dout_t . out_t = sum_s p_ts dp_ts       (softmax backward)
+    dQ_i += scale dS K_j,  dK_j += scale dS^T Q_i                   (scores = scale q k^T)  BLAS
+
+Layouts: q, k, v may be any strided (B, H, T, D) views (the multi-head layer passes views of its
+(B, T, C) projections); each task copies its head into contiguous (T, D) buffers first, so no
+transposed copy of a whole array is ever made. The wrappers allocate outputs in (B, T, H, D) memory
+order and return (B, H, T, D) views of them, so merging the heads afterwards is free.
 
 Each loop function is plain Python (run it with NUMBA_DISABLE_JIT=1 to step through it in a debugger)
 and is compiled by alias below. The outer prange runs over (batch, head) pairs: their outputs are
@@ -27,7 +39,9 @@ from numba import njit, prange
 
 from ..layers.attention import AttentionCache, check_key_padding_mask
 
-KEY_TILE = 64          # keys scored at once in the forward; any T, S work (the last tile is shorter)
+QUERY_BLOCK = 64       # queries per block: any T works (the last block is shorter)
+KEY_TILE = 64          # keys per tile. A block-by-tile matmul (64 x 64 x D, D <= 64) stays under
+                       # OpenBLAS's size threshold for threading, so each task's BLAS runs on its own thread
 
 # Cody-Waite split of ln 2: n * LN2_HI is exact for the n that occur, so r = x - n ln 2 stays accurate.
 LN2_HI = 0.693145751953125
@@ -76,143 +90,214 @@ def exp_nonpositive_loops(values, count):
         values[j] = zero if small else poly / power
 
 
+def copy_head_loops(source, b, h, target):
+    """target[t, d] = source[b, h, t, d]: one head of a strided (B, H, T, D) view into a
+    contiguous (T, D) buffer, so that BLAS can read it without copying again."""
+    for t in range(target.shape[0]):
+        row = target[t]                                 # (D,)
+        for d in range(target.shape[1]):
+            row[d] = source[b, h, t, d]
+
+
 visible_keys_jit = njit(cache=True, inline="always")(visible_keys_loops)   # helpers, inlined into the kernels
 exp_nonpositive_jit = njit(cache=True, inline="always")(exp_nonpositive_loops)
+copy_head_jit = njit(cache=True, inline="always")(copy_head_loops)
 
 
-def attention_forward_loops(q, k_t, v, scale, causal, padding, out, lse, weights, keep_weights):
+def mask_and_scale_loops(scores, t0, s0, T, S, causal, padding_row, scale, lse_block):
+    """Turn a block of raw products q_t . k_s (rows t0.., columns s0..) into masked, scaled scores;
+    with lse_block given (a (rows,) array), also into weights p = exp(score - lse).
+    Masked entries (padding, or a key after the query under the causal mask) become -inf, or
+    weight 0. Rows whose lse is -inf (they see no key at all) become all -inf / all 0."""
+    rows, cols = scores.shape
+    neg_inf = scores.dtype.type(-np.inf)
+    for i in range(rows):
+        row = scores[i]                                 # (cols,) a view
+        visible = visible_keys_jit(t0 + i, T, S, causal) - s0   # keys of this tile row i may see
+        visible = min(max(visible, 0), cols)
+        for j in range(visible):
+            row[j] = neg_inf if padding_row[s0 + j] else row[j] * scale
+        for j in range(visible, cols):
+            row[j] = neg_inf
+        if lse_block.shape[0] > 0:                      # weights wanted: p = exp(s - lse)
+            row_lse = lse_block[i]
+            if row_lse == neg_inf:
+                row[:] = scores.dtype.type(0)
+                continue
+            for j in range(cols):
+                row[j] = row[j] - row_lse
+            exp_nonpositive_jit(row, cols)
+
+
+mask_and_scale_jit = njit(cache=True, inline="always")(mask_and_scale_loops)
+
+
+def attention_forward_loops(q, k, v, scale, causal, padding, out, lse, weights, keep_weights):
     """Fill out (B, H, T, D), lse (B, H, T) and, if keep_weights, weights (B, H, T, S).
 
-    q: (B, H, T, D), k_t: (B, H, D, S) keys transposed, v: (B, H, S, D), all contiguous;
-    padding: (B, S) bool, True = masked key (all False without a padding mask); scale: 1 / sqrt(D).
-    Loops run along the last, contiguous axis of 1-D views indexed from 0, and never sum into one
-    scalar, so they vectorise without fastmath. (Numba must allow for a negative index wrapping
-    around in k_t[b, h, d, start + j]; in k_tile[j] with j from range() it need not: measured ~10x.) A query that sees no key gets out = 0 and lse = -inf, as in the reference.
+    q: (B, H, T, D), k, v: (B, H, S, D), any strides; padding: (B, S) bool, True = masked key (all
+    False without a padding mask); scale: 1 / sqrt(D); out may be any strided view. A query that
+    sees no key gets out = 0 and lse = -inf, as in the reference. Loops run along the last axis of
+    1-D views indexed from 0, so they vectorise without fastmath.
     """
     B, H, T, D = q.shape
-    S = k_t.shape[3]
+    S = k.shape[2]
     zero = q.dtype.type(0)                              # accumulators in the working dtype (float32 stays float32)
     neg_inf = q.dtype.type(-np.inf)
     scale = q.dtype.type(scale)
+    no_lse = np.empty(0, dtype=q.dtype)                 # "scores, not weights" for mask_and_scale
     for bh in prange(B * H):                            # independent (batch, head) pairs
         b = bh // H
         h = bh - b * H
-        tile = np.empty(KEY_TILE, dtype=q.dtype)        # (KEY_TILE,) scores, then weights, of one key tile
-        acc = np.empty(D, dtype=q.dtype)                # (D,) running sum of exp(s - m) v
-        for t in range(T):
-            q_row = q[b, h, t]                          # (D,) a view: loops index views from 0 (see below)
-            num_visible = visible_keys_jit(t, T, S, causal)
-            running_max = neg_inf
-            running_sum = zero
-            acc[:] = zero
-            for tile_start in range(0, num_visible, KEY_TILE):
-                tile_len = min(KEY_TILE, num_visible - tile_start)
-                tile[:tile_len] = zero
-                for d in range(D):                      # tile = q_t . k_j for the tile's keys
-                    q_td = q_row[d]
-                    k_tile = k_t[b, h, d, tile_start:tile_start + tile_len]   # (tile_len,)
-                    for j in range(tile_len):
-                        tile[j] += q_td * k_tile[j]
-                tile_max = neg_inf
-                for j in range(tile_len):
-                    if padding[b, tile_start + j]:
-                        tile[j] = neg_inf
-                    else:
-                        tile[j] = tile[j] * scale
-                        tile_max = max(tile_max, tile[j])
-                if tile_max == neg_inf:                 # every key of the tile is padding
-                    continue
-                new_max = max(running_max, tile_max)
-                correction = math.exp(running_max - new_max)   # 0 on the first tile (exp(-inf))
-                running_sum *= correction
-                for d in range(D):
-                    acc[d] *= correction
-                for j in range(tile_len):
-                    tile[j] = tile[j] - new_max
-                exp_nonpositive_jit(tile, tile_len)   # tile = exp(s_j - m_new), 0 for padding
-                for j in range(tile_len):
-                    p = tile[j]
-                    running_sum += p
-                    v_row = v[b, h, tile_start + j]     # (D,)
+        q_head = np.empty((T, D), dtype=q.dtype)        # (T, D) contiguous copies of this head
+        k_head = np.empty((S, D), dtype=q.dtype)        # (S, D)
+        v_head = np.empty((S, D), dtype=q.dtype)        # (S, D)
+        copy_head_jit(q, b, h, q_head)
+        copy_head_jit(k, b, h, k_head)
+        copy_head_jit(v, b, h, v_head)
+        scores_buffer = np.empty(QUERY_BLOCK * KEY_TILE, dtype=q.dtype)
+        pv_buffer = np.empty(QUERY_BLOCK * D, dtype=q.dtype)
+        acc = np.empty((QUERY_BLOCK, D), dtype=q.dtype)            # running sum of exp(s - m) v, per row
+        running_max = np.empty(QUERY_BLOCK, dtype=q.dtype)
+        running_sum = np.empty(QUERY_BLOCK, dtype=q.dtype)
+        for t0 in range(0, T, QUERY_BLOCK):
+            rows = min(QUERY_BLOCK, T - t0)
+            q_block = q_head[t0:t0 + rows]              # (rows, D)
+            block_keys = visible_keys_jit(t0 + rows - 1, T, S, causal)   # the block's last row sees most
+            acc[:rows] = zero
+            running_max[:rows] = neg_inf
+            running_sum[:rows] = zero
+            for s0 in range(0, block_keys, KEY_TILE):
+                cols = min(KEY_TILE, block_keys - s0)
+                scores = scores_buffer[:rows * cols].reshape((rows, cols))   # (rows, cols)
+                np.dot(q_block, k_head[s0:s0 + cols].T, scores)            # q_t . k_s, BLAS
+                mask_and_scale_jit(scores, t0, s0, T, S, causal, padding[b], scale, no_lse)
+                for i in range(rows):
+                    row = scores[i]                     # (cols,)
+                    tile_max = neg_inf
+                    for j in range(cols):
+                        tile_max = max(tile_max, row[j])
+                    new_max = max(running_max[i], tile_max)
+                    if new_max == neg_inf:              # nothing visible to this row yet
+                        row[:] = zero
+                        continue
+                    correction = math.exp(running_max[i] - new_max)   # 0 on the first tile (exp(-inf))
+                    acc_row = acc[i]                    # (D,)
                     for d in range(D):
-                        acc[d] += p * v_row[d]
-                running_max = new_max
-            out_row = out[b, h, t]                      # (D,)
-            if running_max == neg_inf:                  # no visible key: zero output, lse = -inf
-                out_row[:] = zero
-                lse[b, h, t] = neg_inf
-            else:
-                inv_sum = q.dtype.type(1) / running_sum
-                for d in range(D):
-                    out_row[d] = acc[d] * inv_sum
-                lse[b, h, t] = running_max + math.log(running_sum)
-            if keep_weights:                            # the (T, S) map, only when asked for
-                row = weights[b, h, t]                  # (S,) a view into the output
-                row[:] = zero
-                if lse[b, h, t] == neg_inf:
-                    continue
-                for d in range(D):
-                    q_td = q_row[d]
-                    k_keys = k_t[b, h, d]               # (S,)
-                    for s in range(num_visible):
-                        row[s] += q_td * k_keys[s]
-                for s in range(num_visible):
-                    row[s] = neg_inf if padding[b, s] else row[s] * scale - lse[b, h, t]
-                exp_nonpositive_jit(row, num_visible)
+                        acc_row[d] *= correction
+                    for j in range(cols):
+                        row[j] = row[j] - new_max
+                    exp_nonpositive_jit(row, cols)      # p = exp(s - m_new), 0 where masked
+                    row_total = zero
+                    for j in range(cols):
+                        row_total += row[j]
+                    running_sum[i] = running_sum[i] * correction + row_total
+                    running_max[i] = new_max
+                pv = pv_buffer[:rows * D].reshape((rows, D))
+                np.dot(scores, v_head[s0:s0 + cols], pv)                   # sum_s p_ts v_s, BLAS
+                for i in range(rows):
+                    acc_row = acc[i]
+                    pv_row = pv[i]
+                    for d in range(D):
+                        acc_row[d] += pv_row[d]
+            for i in range(rows):
+                t = t0 + i
+                if running_max[i] == neg_inf:           # no visible key: zero output, lse = -inf
+                    for d in range(D):
+                        out[b, h, t, d] = zero
+                    lse[b, h, t] = neg_inf
+                else:
+                    inv_sum = q.dtype.type(1) / running_sum[i]
+                    for d in range(D):
+                        out[b, h, t, d] = acc[i, d] * inv_sum
+                    lse[b, h, t] = running_max[i] + math.log(running_sum[i])
+            if keep_weights:                            # the (rows, S) map, only when asked for
+                weight_block = weights[b, h, t0:t0 + rows]            # (rows, S) a view into the output
+                np.dot(q_block, k_head.T, weight_block)
+                mask_and_scale_jit(weight_block, t0, 0, T, S, causal, padding[b], scale, lse[b, h, t0:t0 + rows])
 
 
-def attention_backward_loops(dout, q, k, k_t, v_t, out, lse, scale, causal, padding, dq, dk, dv):
-    """Fill dq (B, H, T, D), dk, dv (B, H, S, D), which must arrive zeroed.
+def attention_backward_loops(dout, q, k, v, out, lse, scale, causal, padding, dq, dk, dv):
+    """Fill dq (B, H, T, D), dk, dv (B, H, S, D); every input and output may be a strided view.
 
-    k: (B, H, S, D) and its transpose k_t, v_t: (B, H, D, S). Weights are recomputed one query row
-    at a time from q, k and lse, never stored. dk and dv sum over queries, but only within one
-    (batch, head) pair, so the prange iterations still write disjoint outputs.
+    Weights are recomputed block by tile from q, k and lse, never stored. dk and dv sum over query
+    blocks, but only within one (batch, head) pair, so the prange iterations write disjoint outputs.
     """
     B, H, T, D = q.shape
     S = k.shape[2]
     zero = q.dtype.type(0)
-    neg_inf = q.dtype.type(-np.inf)
     scale = q.dtype.type(scale)
     for bh in prange(B * H):
         b = bh // H
         h = bh - b * H
-        probs = np.empty(S, dtype=q.dtype)              # (S,) p_tj for one query row
-        dprobs = np.empty(S, dtype=q.dtype)             # (S,) dp_tj = dout_t . v_j
+        q_head = np.empty((T, D), dtype=q.dtype)        # (T, D) contiguous copies, as in the forward
+        dout_head = np.empty((T, D), dtype=q.dtype)     # (T, D)
+        k_head = np.empty((S, D), dtype=q.dtype)        # (S, D)
+        v_head = np.empty((S, D), dtype=q.dtype)        # (S, D)
+        copy_head_jit(q, b, h, q_head)
+        copy_head_jit(dout, b, h, dout_head)
+        copy_head_jit(k, b, h, k_head)
+        copy_head_jit(v, b, h, v_head)
+        delta = np.empty(T, dtype=q.dtype)              # (T,) delta_t = dout_t . out_t
         for t in range(T):
-            row_lse = lse[b, h, t]
-            if row_lse == neg_inf:                      # saw no key: every weight is 0, nothing flows
-                continue
-            num_visible = visible_keys_jit(t, T, S, causal)
-            q_row = q[b, h, t]                          # (D,) views, indexed from 0 so loops vectorise
-            dout_row = dout[b, h, t]                    # (D,)
-            out_row = out[b, h, t]                      # (D,)
-            dq_row = dq[b, h, t]                        # (D,)
-            delta = zero                                # delta_t = dout_t . out_t = sum_j p_tj dp_tj
+            total = zero
             for d in range(D):
-                delta += dout_row[d] * out_row[d]
-            probs[:num_visible] = zero
-            dprobs[:num_visible] = zero
+                total += dout_head[t, d] * out[b, h, t, d]
+            delta[t] = total
+        dq_head = np.zeros((T, D), dtype=q.dtype)       # (T, D) sums over key tiles
+        dk_head = np.zeros((S, D), dtype=q.dtype)       # (S, D) sums over query blocks
+        dv_head = np.zeros((S, D), dtype=q.dtype)       # (S, D)
+        probs_buffer = np.empty(QUERY_BLOCK * KEY_TILE, dtype=q.dtype)
+        dprobs_buffer = np.empty(QUERY_BLOCK * KEY_TILE, dtype=q.dtype)
+        dq_buffer = np.empty(QUERY_BLOCK * D, dtype=q.dtype)
+        dkv_buffer = np.empty(KEY_TILE * D, dtype=q.dtype)
+        for t0 in range(0, T, QUERY_BLOCK):
+            rows = min(QUERY_BLOCK, T - t0)
+            q_block = q_head[t0:t0 + rows]              # (rows, D)
+            dout_block = dout_head[t0:t0 + rows]        # (rows, D)
+            block_keys = visible_keys_jit(t0 + rows - 1, T, S, causal)
+            for s0 in range(0, block_keys, KEY_TILE):
+                cols = min(KEY_TILE, block_keys - s0)
+                k_tile = k_head[s0:s0 + cols]           # (cols, D)
+                v_tile = v_head[s0:s0 + cols]           # (cols, D)
+                probs = probs_buffer[:rows * cols].reshape((rows, cols))   # (rows, cols) p_ts
+                np.dot(q_block, k_tile.T, probs)                           # BLAS
+                mask_and_scale_jit(probs, t0, s0, T, S, causal, padding[b], scale, lse[b, h, t0:t0 + rows])
+                dkv = dkv_buffer[:cols * D].reshape((cols, D))
+                np.dot(probs.T, dout_block, dkv)                           # dv_s += sum_t p_ts dout_t
+                for j in range(cols):
+                    dv_row = dv_head[s0 + j]
+                    dkv_row = dkv[j]
+                    for d in range(D):
+                        dv_row[d] += dkv_row[d]
+                dprobs = dprobs_buffer[:rows * cols].reshape((rows, cols))
+                np.dot(dout_block, v_tile.T, dprobs)                       # dp_ts = dout_t . v_s
+                for i in range(rows):                   # dprobs becomes scale * ds_ts, in place
+                    p_row = probs[i]
+                    dp_row = dprobs[i]
+                    delta_t = delta[t0 + i]
+                    for j in range(cols):
+                        dp_row[j] = p_row[j] * (dp_row[j] - delta_t) * scale
+                dq_part = dq_buffer[:rows * D].reshape((rows, D))
+                np.dot(dprobs, k_tile, dq_part)                            # dq_t += sum_s ds_ts k_s
+                for i in range(rows):
+                    dq_row = dq_head[t0 + i]
+                    part_row = dq_part[i]
+                    for d in range(D):
+                        dq_row[d] += part_row[d]
+                np.dot(dprobs.T, q_block, dkv)                             # dk_s += sum_t ds_ts q_t
+                for j in range(cols):
+                    dk_row = dk_head[s0 + j]
+                    dkv_row = dkv[j]
+                    for d in range(D):
+                        dk_row[d] += dkv_row[d]
+        for t in range(T):
             for d in range(D):
-                q_td = q_row[d]
-                dout_td = dout_row[d]
-                k_keys = k_t[b, h, d]                   # (S,)
-                v_keys = v_t[b, h, d]                   # (S,)
-                for s in range(num_visible):
-                    probs[s] += q_td * k_keys[s]
-                    dprobs[s] += dout_td * v_keys[s]
-            for s in range(num_visible):
-                probs[s] = neg_inf if padding[b, s] else probs[s] * scale - row_lse
-            exp_nonpositive_jit(probs, num_visible)   # p_ts = exp(s_ts - lse_t), 0 for padding
-            for s in range(num_visible):
-                p = probs[s]
-                dscore = p * (dprobs[s] - delta) * scale    # d(loss)/d(q_t . k_s)
-                k_row = k[b, h, s]                      # (D,)
-                dk_row = dk[b, h, s]                    # (D,)
-                dv_row = dv[b, h, s]                    # (D,)
-                for d in range(D):
-                    dv_row[d] += p * dout_row[d]
-                    dk_row[d] += dscore * q_row[d]
-                    dq_row[d] += dscore * k_row[d]
+                dq[b, h, t, d] = dq_head[t, d]
+        for s in range(S):
+            for d in range(D):
+                dk[b, h, s, d] = dk_head[s, d]
+                dv[b, h, s, d] = dv_head[s, d]
 
 
 attention_forward_jit = njit(cache=True, parallel=True)(attention_forward_loops)
@@ -226,6 +311,12 @@ def padding_or_none(key_padding_mask, B, S):
     return np.ascontiguousarray(key_padding_mask)       # (B, S)
 
 
+def empty_heads(B, H, T, D, dtype):
+    """An uninitialised (B, H, T, D) array laid out in memory as (B, T, H, D): merge_heads of it
+    (transpose back and reshape to (B, T, H * D)) is then a view, not a copy."""
+    return np.empty((B, T, H, D), dtype=dtype).transpose(0, 2, 1, 3)   # (B, H, T, D) view
+
+
 def attention_forward(q, k, v, causal=False, key_padding_mask=None, need_weights=True):
     """Numba twin of layers.attention.attention_forward: same arguments, same (out, AttentionCache)."""
     B, H, T, D = q.shape
@@ -233,34 +324,28 @@ def attention_forward(q, k, v, causal=False, key_padding_mask=None, need_weights
     if k.shape != (B, H, S, D) or v.shape != k.shape:
         raise ValueError(f"k {k.shape} and v {v.shape} must both be (B, H, S, D) with q {q.shape}")
     key_padding_mask = check_key_padding_mask(key_padding_mask, B, S)
-    q = np.ascontiguousarray(q)                         # (B, H, T, D)
-    k = np.ascontiguousarray(k, dtype=q.dtype)          # (B, H, S, D)
-    v = np.ascontiguousarray(v, dtype=q.dtype)          # (B, H, S, D)
+    k = k.astype(q.dtype, copy=False)                   # (B, H, S, D)
+    v = v.astype(q.dtype, copy=False)                   # (B, H, S, D)
     scale = 1.0 / math.sqrt(D)
-    out = np.empty_like(q)                              # (B, H, T, D)
+    out = empty_heads(B, H, T, D, q.dtype)              # (B, H, T, D)
     lse = np.empty((B, H, T), dtype=q.dtype)            # (B, H, T)
     weights_shape = (B, H, T, S) if need_weights else (0, 0, 0, 0)
     weights = np.empty(weights_shape, dtype=q.dtype)    # (B, H, T, S), or empty
     padding = padding_or_none(key_padding_mask, B, S)   # (B, S)
-    k_t = np.ascontiguousarray(k.swapaxes(-1, -2))     # (B, H, D, S): rows of keys along the fast axis
-    attention_forward_jit(q, k_t, v, scale, causal, padding, out, lse, weights, need_weights)
+    attention_forward_jit(q, k, v, scale, causal, padding, out, lse, weights, need_weights)
     cache = AttentionCache(q, k, v, out, lse, weights if need_weights else None, scale, causal, key_padding_mask)
     return out, cache
 
 
 def attention_backward(dout, cache):
     """Numba twin of layers.attention.attention_backward: (dq, dk, dv) from any AttentionCache."""
-    q, k, v = (np.ascontiguousarray(a) for a in (cache.q, cache.k, cache.v))   # (B, H, T|S, D)
+    q, k, v = cache.q, cache.k, cache.v                 # (B, H, T|S, D), any strides
     B, H, T, D = q.shape
     S = k.shape[2]
-    dout = np.ascontiguousarray(dout, dtype=q.dtype)    # (B, H, T, D)
-    out = np.ascontiguousarray(cache.out)               # (B, H, T, D)
-    lse = np.ascontiguousarray(cache.lse)               # (B, H, T)
-    dq = np.zeros_like(q)                               # (B, H, T, D)
-    dk = np.zeros_like(k)                               # (B, H, S, D)
-    dv = np.zeros_like(v)                               # (B, H, S, D)
+    dout = dout.astype(q.dtype, copy=False)             # (B, H, T, D)
+    dq = empty_heads(B, H, T, D, q.dtype)               # (B, H, T, D)
+    dk = empty_heads(B, H, S, D, q.dtype)               # (B, H, S, D)
+    dv = empty_heads(B, H, S, D, q.dtype)               # (B, H, S, D)
     padding = padding_or_none(cache.key_padding_mask, B, S)   # (B, S)
-    k_t = np.ascontiguousarray(k.swapaxes(-1, -2))     # (B, H, D, S)
-    v_t = np.ascontiguousarray(v.swapaxes(-1, -2))     # (B, H, D, S)
-    attention_backward_jit(dout, q, k, k_t, v_t, out, lse, cache.scale, cache.causal, padding, dq, dk, dv)
+    attention_backward_jit(dout, q, k, v, cache.out, cache.lse, cache.scale, cache.causal, padding, dq, dk, dv)
     return dq, dk, dv
