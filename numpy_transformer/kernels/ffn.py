@@ -20,41 +20,71 @@ INV_SQRT_2 = 1.0 / math.sqrt(2.0)
 INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 GELU_CUBIC = 0.044715
 COLUMN_CHUNK = 64       # columns per parallel task of the bias-gradient reduction
-# for exp_nonpositive_loops: a Cody-Waite split of ln 2 (n * LN2_HI is exact)
+# for exp_nonpositive_loops: a Cody-Waite split of ln 2 (n * LN2_HI is exact, in float32 too: 16 bits times 6)
 LN2_HI = 0.693145751953125
 LN2_LO = 1.4286068203094172321e-06
 LOG2E = 1.4426950408889634
-EXP_FLUSH = -43.0       # exp(x) below this is returned as 0: an absolute error under 2.2e-19
+EXP_FLUSH = -41.0       # exp(x) below this is returned as 0: an absolute error under 1.6e-18
+# 1/i! for the Taylor series of exp, highest first (Horner order)
+EXP_TAYLOR = (1.0 / 479001600, 1.0 / 39916800, 1.0 / 3628800, 1.0 / 362880, 1.0 / 40320, 1.0 / 5040,
+              1.0 / 720, 1.0 / 120, 1.0 / 24, 1.0 / 6, 1.0 / 2, 1.0, 1.0)
 
 
-# The same polynomial exp also stands in kernels/attention.py, on purpose: a kernel and its helpers live in one
-# module (shared/DESIGN.md: a cached caller of a helper edited in another module returned stale results).
-def exp_nonpositive_loops(x):
-    """exp(x) for x <= 0 from plain arithmetic, so that loops calling it vectorise (math.exp is a
-    scalar library call here: no SVML). x = n ln2 + r with |r| <= ln2 / 2, exp(r) by its Taylor
-    series to r^12 (truncation < 2e-16 relative), 2^-n = 1 << -n an integer shift. Below
-    EXP_FLUSH (-43) the result is 0 (true value < 2.2e-19). Computed in float64."""
-    small = x < EXP_FLUSH
-    x = EXP_FLUSH if small else x
-    steps = math.floor(x * LOG2E + 0.5)                 # n <= 0, an integer
-    n = float(steps)
-    r = (x - n * LN2_HI) - n * LN2_LO
-    poly = 1.0 + r * (1.0 + r * (1.0 / 2 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120 + r * (
-        1.0 / 720 + r * (1.0 / 5040 + r * (1.0 / 40320 + r * (1.0 / 362880 + r * (
-            1.0 / 3628800 + r * (1.0 / 39916800 + r * (1.0 / 479001600))))))))))))
-    power = float(np.int64(1) << np.int64(-steps))     # 2^-n, exact
-    return 0.0 if small else poly / power
+# Why the helpers look the way they do (the first and last points were measured here: each gave ~1.3-1.6x):
+# - Every constant is cast to the working dtype (like.dtype.type(...)). Numba types a Python float, and even
+#   an int such as 2, as float64, so `2 * u` with u float32 turns the whole chain into float64: half as many
+#   lanes per instruction and slower division.
+# - No int64 anywhere: np.floor keeps the whole number as a float (one vector instruction), and 2^-n comes
+#   from int32 shifts. math.floor returns an int64, and AVX2 (a student's laptop; this machine also has
+#   AVX-512) has no vector conversion between floats and int64.
+# - The kernels are compiled with error_model="numpy": under Numba's default ("python") every division checks
+#   for a zero divisor to raise ZeroDivisionError, and that branch stops the loop from vectorising. No divisor
+#   here can be zero; NumPy scalars (NUMBA_DISABLE_JIT=1) behave the same way.
+# The same Taylor polynomial for exp also stands in kernels/attention.py, on purpose: a kernel and its helpers
+# live in one module (shared/DESIGN.md: a cached caller of a helper edited in another module returned stale
+# results). This copy returns exp(x) as mantissa / scale so that tanh saves a division (measured).
+def exp_parts_loops(x, like):
+    """exp(x) = mantissa / scale for x <= 0, from plain arithmetic in like's dtype, so that loops calling it
+    vectorise (math.exp is a scalar library call here: no SVML). x = n ln2 + r with |r| <= ln2 / 2:
+    mantissa = exp(r) by its Taylor series to r^12 (truncation < 2e-16 relative), scale = 2^-n >= 1.
+    The division is left to the caller: tanh needs only (scale - mantissa) / (scale + mantissa).
+    x is clamped at EXP_FLUSH (-41), so exp(x) < 1.6e-18 comes out as exp(-41): see exp_nonpositive_loops."""
+    x = max(x, like.dtype.type(EXP_FLUSH))             # a select, not a branch: keeps -inf out too
+    n = np.floor(x * like.dtype.type(LOG2E) + like.dtype.type(0.5))   # round(x / ln2) in [-59, 0], a float
+    r = (x - n * like.dtype.type(LN2_HI)) - n * like.dtype.type(LN2_LO)
+    mantissa = like.dtype.type(EXP_TAYLOR[0])
+    for coefficient in EXP_TAYLOR[1:]:                 # Horner: (...(c12 r + c11) r + ...) r + 1
+        mantissa = mantissa * r + like.dtype.type(coefficient)
+    # 2^-n = 2^a 2^b with a, b <= 30: each an int32 shift, converted exactly. int32 -> float conversion is one
+    # vector instruction, int64 -> float is not, and Numba widens shifts to int64: hence the np.int32 around each.
+    steps = -n
+    a = min(steps, like.dtype.type(30))
+    power_a = like.dtype.type(np.int32(np.int32(1) << np.int32(a)))
+    power_b = like.dtype.type(np.int32(np.int32(1) << np.int32(steps - a)))
+    scale = power_a * power_b                           # 2^-n exactly (<= 2^59)
+    return mantissa, scale
 
 
-def tanh_loops(u):
-    """tanh(u) = sign(u) (1 - e) / (1 + e) with e = exp(-2 |u|) in (0, 1]: no overflow, vectorisable."""
-    e = exp_nonpositive_jit(-2.0 * abs(u))
-    t = (1.0 - e) / (1.0 + e)
-    return t if u >= 0 else -t
+def exp_nonpositive_loops(x, like):
+    """exp(x) for x <= 0 in like's dtype; below EXP_FLUSH (-41) the result is 0 (true value < 1.6e-18)."""
+    mantissa, scale = exp_parts_jit(x, like)
+    value = mantissa / scale
+    return value if x > like.dtype.type(EXP_FLUSH) else like.dtype.type(0)   # a select on values
 
 
-exp_nonpositive_jit = njit(cache=True, inline="always")(exp_nonpositive_loops)   # inlined into the kernels
-tanh_jit = njit(cache=True, inline="always")(tanh_loops)
+def tanh_loops(u, like):
+    """tanh(u) = sign(u) (1 - e) / (1 + e) with e = exp(-2 |u|) in (0, 1]: no overflow, vectorisable.
+    With e = mantissa / scale this is (scale - mantissa) / (scale + mantissa): one division, not two.
+    For |u| > 20.5 the clamped e (< 1.6e-18) is below half an ulp of 1, so t is exactly +-1 as it should be.
+    Computed in like's dtype; the sign is a select on values, not a branch."""
+    mantissa, scale = exp_parts_jit(like.dtype.type(-2) * abs(u), like)
+    t = (scale - mantissa) / (scale + mantissa)
+    return t if u >= like.dtype.type(0) else -t
+
+
+exp_parts_jit = njit(cache=True, inline="always", error_model="numpy")(exp_parts_loops)   # inlined into the kernels
+exp_nonpositive_jit = njit(cache=True, inline="always", error_model="numpy")(exp_nonpositive_loops)   # inlined
+tanh_jit = njit(cache=True, inline="always", error_model="numpy")(tanh_loops)
 
 
 def bias_act_forward_loops(pre, bias, code, hidden):
@@ -89,7 +119,7 @@ def bias_act_forward_loops(pre, bias, code, hidden):
             for f in range(F):
                 z = pre_row[f]
                 inner = sqrt_2_over_pi * (z + cubic * z * z * z)
-                hidden_row[f] = z * (half * (one + tanh_jit(inner)))
+                hidden_row[f] = z * (half * (one + tanh_jit(inner, pre_row)))
 
 
 def bias_act_backward_loops(dhidden, pre, code, dpre, dbias):
@@ -118,13 +148,13 @@ def bias_act_backward_loops(dhidden, pre, code, dpre, dbias):
             for f in range(F):
                 z = pre_row[f]
                 cdf = half * (one + math.erf(z * inv_sqrt_2))
-                pdf = inv_sqrt_2pi * exp_nonpositive_jit(-half * z * z)
+                pdf = inv_sqrt_2pi * exp_nonpositive_jit(-half * z * z, pre_row)
                 dpre_row[f] = dhidden_row[f] * (cdf + z * pdf)
         else:
             for f in range(F):
                 z = pre_row[f]
                 inner = sqrt_2_over_pi * (z + cubic * z * z * z)
-                t = tanh_jit(inner)
+                t = tanh_jit(inner, pre_row)
                 dinner = sqrt_2_over_pi * (one + cubic3 * z * z)
                 slope = half * (one + t) + half * z * (one - t * t) * dinner
                 dpre_row[f] = dhidden_row[f] * slope
@@ -140,8 +170,8 @@ def bias_act_backward_loops(dhidden, pre, code, dpre, dbias):
                 dbias_chunk[f] += dpre_chunk[f]
 
 
-bias_act_forward_jit = njit(cache=True, parallel=True)(bias_act_forward_loops)
-bias_act_backward_jit = njit(cache=True, parallel=True)(bias_act_backward_loops)
+bias_act_forward_jit = njit(cache=True, parallel=True, error_model="numpy")(bias_act_forward_loops)
+bias_act_backward_jit = njit(cache=True, parallel=True, error_model="numpy")(bias_act_backward_loops)
 
 
 def activation_code(activation):

@@ -1,0 +1,63 @@
+"""The FFN kernel's arithmetic helpers and its float32 path, over the whole input range.
+
+tests/test_kernels.py checks the kernels on standard-normal inputs; here the helpers that replace math.exp
+and math.tanh (kernels/ffn.py) are checked where they could break: large |x|, the flush point, zeros, -inf,
+and both dtypes (they compute in the dtype of their `like` argument).
+"""
+import numpy as np
+import pytest
+
+from numpy_transformer.kernels import ffn
+from numpy_transformer.layers import activations
+
+
+def same_scale_error(actual, expected):
+    expected = np.asarray(expected, dtype=np.float64)
+    scale = max(np.max(np.abs(expected), initial=0.0), 1.0)
+    return float(np.max(np.abs(np.asarray(actual, dtype=np.float64) - expected), initial=0.0) / scale)
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-15), (np.float32, 3e-7)])
+def test_exp_nonpositive_matches_numpy(dtype, rtol):
+    like = np.zeros(1, dtype=dtype)
+    xs = np.concatenate([np.linspace(-40.9, 0.0, 997), [-1e-30, -0.0, -0.5 * np.log(2.0)]]).astype(dtype)
+    values = np.array([ffn.exp_nonpositive_jit(x, like) for x in xs])
+    assert np.all(values.astype(dtype) == values)      # jitted scalars come back as Python floats
+    expected = np.exp(xs.astype(np.float64))
+    assert np.max(np.abs(values - expected) / expected) < rtol
+    for x in (-41.5, -1e3, -np.inf):                    # below the flush point: exactly 0 (true value < 1.6e-18)
+        assert ffn.exp_nonpositive_jit(dtype(x), like) == 0
+
+
+@pytest.mark.parametrize("dtype, atol", [(np.float64, 4e-16), (np.float32, 2.5e-7)])
+def test_tanh_matches_numpy(dtype, atol):
+    like = np.zeros(1, dtype=dtype)
+    us = np.concatenate([np.linspace(-25, 25, 2001), [0.0, -0.0, 1e-30, -1e-30, 30.0, -30.0, 1e4, -1e4]]).astype(dtype)
+    values = np.array([ffn.tanh_jit(u, like) for u in us])
+    assert np.all(values.astype(dtype) == values)      # jitted scalars come back as Python floats
+    assert np.max(np.abs(values - np.tanh(us.astype(np.float64)))) < atol
+    assert ffn.tanh_jit(dtype(30), like) == 1 and ffn.tanh_jit(dtype(-30), like) == -1   # saturates exactly
+    assert ffn.tanh_jit(dtype(0), like) == 0
+
+
+@pytest.mark.parametrize("activation", ["relu", "gelu", "gelu_tanh"])
+def test_float32_kernel_on_wide_inputs(activation, rng):
+    """float32 in, float32 out, and within test_kernels.py's FLOAT32_RTOL (2e-5) of the NumPy reference also
+    for inputs far in the tails, where tanh saturates and the Gaussian density underflows."""
+    pre = (5 * rng.standard_normal((7, 130))).astype(np.float32)
+    pre[0, :8] = [0.0, -0.0, 30.0, -30.0, 1e3, -1e3, 1e-20, -1e-20]
+    bias = rng.standard_normal(130).astype(np.float32)
+    dhidden = rng.standard_normal((7, 130)).astype(np.float32)
+    forward, backward = {
+        "relu": (activations.relu_forward, activations.relu_backward),
+        "gelu": (lambda z: activations.gelu_forward(z, "none"), activations.gelu_backward),
+        "gelu_tanh": (lambda z: activations.gelu_forward(z, "tanh"), activations.gelu_backward)}[activation]
+    hidden_ref, cache = forward(pre + bias)
+    dpre_ref = backward(dhidden, cache)
+    hidden, pre_biased = ffn.bias_act_forward(pre.copy(), bias, activation)
+    dpre, dbias = ffn.bias_act_backward(dhidden, pre_biased, activation)
+    for array in (hidden, dpre, dbias):
+        assert array.dtype == np.float32
+    assert same_scale_error(hidden, hidden_ref) < 2e-5
+    assert same_scale_error(dpre, dpre_ref) < 2e-5
+    assert same_scale_error(dbias, dpre_ref.astype(np.float64).sum(axis=0)) < 2e-5
