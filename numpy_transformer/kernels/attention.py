@@ -99,9 +99,9 @@ def copy_head_loops(source, b, h, target):
             row[d] = source[b, h, t, d]
 
 
-visible_keys_jit = njit(cache=True, inline="always")(visible_keys_loops)   # helpers, inlined into the kernels
-exp_nonpositive_jit = njit(cache=True, inline="always")(exp_nonpositive_loops)
-copy_head_jit = njit(cache=True, inline="always")(copy_head_loops)
+visible_keys_jit = njit(cache=True, error_model="numpy", inline="always")(visible_keys_loops)   # helpers, inlined into the kernels
+exp_nonpositive_jit = njit(cache=True, error_model="numpy")(exp_nonpositive_loops)
+copy_head_jit = njit(cache=True, error_model="numpy")(copy_head_loops)
 
 
 def mask_and_scale_loops(scores, t0, s0, T, S, causal, padding_row, scale, lse_block):
@@ -129,7 +129,163 @@ def mask_and_scale_loops(scores, t0, s0, T, S, causal, padding_row, scale, lse_b
             exp_nonpositive_jit(row, cols)
 
 
-mask_and_scale_jit = njit(cache=True, inline="always")(mask_and_scale_loops)
+mask_and_scale_jit = njit(cache=True, error_model="numpy")(mask_and_scale_loops)
+
+
+def attention_forward_head_loops(q, k, v, b, h, scale, causal, padding, out, lse, weights, keep_weights):
+    """attention_forward_loops for one (batch b, head h) pair: the body of its parallel loop."""
+    B, H, T, D = q.shape
+    S = k.shape[2]
+    zero = q.dtype.type(0)                              # accumulators in the working dtype (float32 stays float32)
+    neg_inf = q.dtype.type(-np.inf)
+    scale = q.dtype.type(scale)
+    no_lse = np.empty(0, dtype=q.dtype)                 # "scores, not weights" for mask_and_scale
+    q_head = np.empty((T, D), dtype=q.dtype)            # (T, D) contiguous copies of this head
+    k_head = np.empty((S, D), dtype=q.dtype)            # (S, D)
+    v_head = np.empty((S, D), dtype=q.dtype)            # (S, D)
+    copy_head_jit(q, b, h, q_head)
+    copy_head_jit(k, b, h, k_head)
+    copy_head_jit(v, b, h, v_head)
+    scores_buffer = np.empty(QUERY_BLOCK * KEY_TILE, dtype=q.dtype)
+    pv_buffer = np.empty(QUERY_BLOCK * D, dtype=q.dtype)
+    acc = np.empty((QUERY_BLOCK, D), dtype=q.dtype)                # running sum of exp(s - m) v, per row
+    running_max = np.empty(QUERY_BLOCK, dtype=q.dtype)
+    running_sum = np.empty(QUERY_BLOCK, dtype=q.dtype)
+    for t0 in range(0, T, QUERY_BLOCK):
+        rows = min(QUERY_BLOCK, T - t0)
+        q_block = q_head[t0:t0 + rows]                  # (rows, D)
+        block_keys = visible_keys_jit(t0 + rows - 1, T, S, causal)       # the block's last row sees most
+        acc[:rows] = zero
+        running_max[:rows] = neg_inf
+        running_sum[:rows] = zero
+        for s0 in range(0, block_keys, KEY_TILE):
+            cols = min(KEY_TILE, block_keys - s0)
+            scores = scores_buffer[:rows * cols].reshape((rows, cols))       # (rows, cols)
+            np.dot(q_block, k_head[s0:s0 + cols].T, scores)                # q_t . k_s, BLAS
+            mask_and_scale_jit(scores, t0, s0, T, S, causal, padding[b], scale, no_lse)
+            for i in range(rows):
+                row = scores[i]                         # (cols,)
+                tile_max = neg_inf
+                for j in range(cols):
+                    tile_max = max(tile_max, row[j])
+                new_max = max(running_max[i], tile_max)
+                if new_max == neg_inf:                  # nothing visible to this row yet
+                    row[:] = zero
+                    continue
+                correction = math.exp(running_max[i] - new_max)       # 0 on the first tile (exp(-inf))
+                acc_row = acc[i]                        # (D,)
+                for d in range(D):
+                    acc_row[d] *= correction
+                for j in range(cols):
+                    row[j] = row[j] - new_max
+                exp_nonpositive_jit(row, cols)          # p = exp(s - m_new), 0 where masked
+                row_total = zero
+                for j in range(cols):
+                    row_total += row[j]
+                running_sum[i] = running_sum[i] * correction + row_total
+                running_max[i] = new_max
+            pv = pv_buffer[:rows * D].reshape((rows, D))
+            np.dot(scores, v_head[s0:s0 + cols], pv)                       # sum_s p_ts v_s, BLAS
+            for i in range(rows):
+                acc_row = acc[i]
+                pv_row = pv[i]
+                for d in range(D):
+                    acc_row[d] += pv_row[d]
+        for i in range(rows):
+            t = t0 + i
+            if running_max[i] == neg_inf:               # no visible key: zero output, lse = -inf
+                for d in range(D):
+                    out[b, h, t, d] = zero
+                lse[b, h, t] = neg_inf
+            else:
+                inv_sum = q.dtype.type(1) / running_sum[i]
+                for d in range(D):
+                    out[b, h, t, d] = acc[i, d] * inv_sum
+                lse[b, h, t] = running_max[i] + math.log(running_sum[i])
+        if keep_weights:                                # the (rows, S) map, only when asked for
+            weight_block = weights[b, h, t0:t0 + rows]                # (rows, S) a view into the output
+            np.dot(q_block, k_head.T, weight_block)
+            mask_and_scale_jit(weight_block, t0, 0, T, S, causal, padding[b], scale, lse[b, h, t0:t0 + rows])
+
+
+def attention_backward_head_loops(dout, q, k, v, out, lse, b, h, scale, causal, padding, dq, dk, dv):
+    """attention_backward_loops for one (batch b, head h) pair: the body of its parallel loop."""
+    B, H, T, D = q.shape
+    S = k.shape[2]
+    zero = q.dtype.type(0)
+    scale = q.dtype.type(scale)
+    q_head = np.empty((T, D), dtype=q.dtype)            # (T, D) contiguous copies, as in the forward
+    dout_head = np.empty((T, D), dtype=q.dtype)         # (T, D)
+    k_head = np.empty((S, D), dtype=q.dtype)            # (S, D)
+    v_head = np.empty((S, D), dtype=q.dtype)            # (S, D)
+    copy_head_jit(q, b, h, q_head)
+    copy_head_jit(dout, b, h, dout_head)
+    copy_head_jit(k, b, h, k_head)
+    copy_head_jit(v, b, h, v_head)
+    delta = np.empty(T, dtype=q.dtype)                  # (T,) delta_t = dout_t . out_t
+    for t in range(T):
+        total = zero
+        for d in range(D):
+            total += dout_head[t, d] * out[b, h, t, d]
+        delta[t] = total
+    dq_head = np.zeros((T, D), dtype=q.dtype)           # (T, D) sums over key tiles
+    dk_head = np.zeros((S, D), dtype=q.dtype)           # (S, D) sums over query blocks
+    dv_head = np.zeros((S, D), dtype=q.dtype)           # (S, D)
+    probs_buffer = np.empty(QUERY_BLOCK * KEY_TILE, dtype=q.dtype)
+    dprobs_buffer = np.empty(QUERY_BLOCK * KEY_TILE, dtype=q.dtype)
+    dq_buffer = np.empty(QUERY_BLOCK * D, dtype=q.dtype)
+    dkv_buffer = np.empty(KEY_TILE * D, dtype=q.dtype)
+    for t0 in range(0, T, QUERY_BLOCK):
+        rows = min(QUERY_BLOCK, T - t0)
+        q_block = q_head[t0:t0 + rows]                  # (rows, D)
+        dout_block = dout_head[t0:t0 + rows]            # (rows, D)
+        block_keys = visible_keys_jit(t0 + rows - 1, T, S, causal)
+        for s0 in range(0, block_keys, KEY_TILE):
+            cols = min(KEY_TILE, block_keys - s0)
+            k_tile = k_head[s0:s0 + cols]               # (cols, D)
+            v_tile = v_head[s0:s0 + cols]               # (cols, D)
+            probs = probs_buffer[:rows * cols].reshape((rows, cols))       # (rows, cols) p_ts
+            np.dot(q_block, k_tile.T, probs)                               # BLAS
+            mask_and_scale_jit(probs, t0, s0, T, S, causal, padding[b], scale, lse[b, h, t0:t0 + rows])
+            dkv = dkv_buffer[:cols * D].reshape((cols, D))
+            np.dot(probs.T, dout_block, dkv)                               # dv_s += sum_t p_ts dout_t
+            for j in range(cols):
+                dv_row = dv_head[s0 + j]
+                dkv_row = dkv[j]
+                for d in range(D):
+                    dv_row[d] += dkv_row[d]
+            dprobs = dprobs_buffer[:rows * cols].reshape((rows, cols))
+            np.dot(dout_block, v_tile.T, dprobs)                           # dp_ts = dout_t . v_s
+            for i in range(rows):                       # dprobs becomes scale * ds_ts, in place
+                p_row = probs[i]
+                dp_row = dprobs[i]
+                delta_t = delta[t0 + i]
+                for j in range(cols):
+                    dp_row[j] = p_row[j] * (dp_row[j] - delta_t) * scale
+            dq_part = dq_buffer[:rows * D].reshape((rows, D))
+            np.dot(dprobs, k_tile, dq_part)                                # dq_t += sum_s ds_ts k_s
+            for i in range(rows):
+                dq_row = dq_head[t0 + i]
+                part_row = dq_part[i]
+                for d in range(D):
+                    dq_row[d] += part_row[d]
+            np.dot(dprobs.T, q_block, dkv)                                 # dk_s += sum_t ds_ts q_t
+            for j in range(cols):
+                dk_row = dk_head[s0 + j]
+                dkv_row = dkv[j]
+                for d in range(D):
+                    dk_row[d] += dkv_row[d]
+    for t in range(T):
+        for d in range(D):
+            dq[b, h, t, d] = dq_head[t, d]
+    for s in range(S):
+        for d in range(D):
+            dk[b, h, s, d] = dk_head[s, d]
+            dv[b, h, s, d] = dv_head[s, d]
+
+
+attention_forward_head_jit = njit(cache=True, error_model="numpy")(attention_forward_head_loops)
+attention_backward_head_jit = njit(cache=True, error_model="numpy")(attention_backward_head_loops)
 
 
 def attention_forward_loops(q, k, v, scale, causal, padding, out, lse, weights, keep_weights):
@@ -140,81 +296,11 @@ def attention_forward_loops(q, k, v, scale, causal, padding, out, lse, weights, 
     sees no key gets out = 0 and lse = -inf, as in the reference. Loops run along the last axis of
     1-D views indexed from 0, so they vectorise without fastmath.
     """
-    B, H, T, D = q.shape
-    S = k.shape[2]
-    zero = q.dtype.type(0)                              # accumulators in the working dtype (float32 stays float32)
-    neg_inf = q.dtype.type(-np.inf)
-    scale = q.dtype.type(scale)
-    no_lse = np.empty(0, dtype=q.dtype)                 # "scores, not weights" for mask_and_scale
+    B, H = q.shape[0], q.shape[1]
     for bh in prange(B * H):                            # independent (batch, head) pairs
         b = bh // H
         h = bh - b * H
-        q_head = np.empty((T, D), dtype=q.dtype)        # (T, D) contiguous copies of this head
-        k_head = np.empty((S, D), dtype=q.dtype)        # (S, D)
-        v_head = np.empty((S, D), dtype=q.dtype)        # (S, D)
-        copy_head_jit(q, b, h, q_head)
-        copy_head_jit(k, b, h, k_head)
-        copy_head_jit(v, b, h, v_head)
-        scores_buffer = np.empty(QUERY_BLOCK * KEY_TILE, dtype=q.dtype)
-        pv_buffer = np.empty(QUERY_BLOCK * D, dtype=q.dtype)
-        acc = np.empty((QUERY_BLOCK, D), dtype=q.dtype)            # running sum of exp(s - m) v, per row
-        running_max = np.empty(QUERY_BLOCK, dtype=q.dtype)
-        running_sum = np.empty(QUERY_BLOCK, dtype=q.dtype)
-        for t0 in range(0, T, QUERY_BLOCK):
-            rows = min(QUERY_BLOCK, T - t0)
-            q_block = q_head[t0:t0 + rows]              # (rows, D)
-            block_keys = visible_keys_jit(t0 + rows - 1, T, S, causal)   # the block's last row sees most
-            acc[:rows] = zero
-            running_max[:rows] = neg_inf
-            running_sum[:rows] = zero
-            for s0 in range(0, block_keys, KEY_TILE):
-                cols = min(KEY_TILE, block_keys - s0)
-                scores = scores_buffer[:rows * cols].reshape((rows, cols))   # (rows, cols)
-                np.dot(q_block, k_head[s0:s0 + cols].T, scores)            # q_t . k_s, BLAS
-                mask_and_scale_jit(scores, t0, s0, T, S, causal, padding[b], scale, no_lse)
-                for i in range(rows):
-                    row = scores[i]                     # (cols,)
-                    tile_max = neg_inf
-                    for j in range(cols):
-                        tile_max = max(tile_max, row[j])
-                    new_max = max(running_max[i], tile_max)
-                    if new_max == neg_inf:              # nothing visible to this row yet
-                        row[:] = zero
-                        continue
-                    correction = math.exp(running_max[i] - new_max)   # 0 on the first tile (exp(-inf))
-                    acc_row = acc[i]                    # (D,)
-                    for d in range(D):
-                        acc_row[d] *= correction
-                    for j in range(cols):
-                        row[j] = row[j] - new_max
-                    exp_nonpositive_jit(row, cols)      # p = exp(s - m_new), 0 where masked
-                    row_total = zero
-                    for j in range(cols):
-                        row_total += row[j]
-                    running_sum[i] = running_sum[i] * correction + row_total
-                    running_max[i] = new_max
-                pv = pv_buffer[:rows * D].reshape((rows, D))
-                np.dot(scores, v_head[s0:s0 + cols], pv)                   # sum_s p_ts v_s, BLAS
-                for i in range(rows):
-                    acc_row = acc[i]
-                    pv_row = pv[i]
-                    for d in range(D):
-                        acc_row[d] += pv_row[d]
-            for i in range(rows):
-                t = t0 + i
-                if running_max[i] == neg_inf:           # no visible key: zero output, lse = -inf
-                    for d in range(D):
-                        out[b, h, t, d] = zero
-                    lse[b, h, t] = neg_inf
-                else:
-                    inv_sum = q.dtype.type(1) / running_sum[i]
-                    for d in range(D):
-                        out[b, h, t, d] = acc[i, d] * inv_sum
-                    lse[b, h, t] = running_max[i] + math.log(running_sum[i])
-            if keep_weights:                            # the (rows, S) map, only when asked for
-                weight_block = weights[b, h, t0:t0 + rows]            # (rows, S) a view into the output
-                np.dot(q_block, k_head.T, weight_block)
-                mask_and_scale_jit(weight_block, t0, 0, T, S, causal, padding[b], scale, lse[b, h, t0:t0 + rows])
+        attention_forward_head_jit(q, k, v, b, h, scale, causal, padding, out, lse, weights, keep_weights)
 
 
 def attention_backward_loops(dout, q, k, v, out, lse, scale, causal, padding, dq, dk, dv):
@@ -223,85 +309,15 @@ def attention_backward_loops(dout, q, k, v, out, lse, scale, causal, padding, dq
     Weights are recomputed block by tile from q, k and lse, never stored. dk and dv sum over query
     blocks, but only within one (batch, head) pair, so the prange iterations write disjoint outputs.
     """
-    B, H, T, D = q.shape
-    S = k.shape[2]
-    zero = q.dtype.type(0)
-    scale = q.dtype.type(scale)
+    B, H = q.shape[0], q.shape[1]
     for bh in prange(B * H):
         b = bh // H
         h = bh - b * H
-        q_head = np.empty((T, D), dtype=q.dtype)        # (T, D) contiguous copies, as in the forward
-        dout_head = np.empty((T, D), dtype=q.dtype)     # (T, D)
-        k_head = np.empty((S, D), dtype=q.dtype)        # (S, D)
-        v_head = np.empty((S, D), dtype=q.dtype)        # (S, D)
-        copy_head_jit(q, b, h, q_head)
-        copy_head_jit(dout, b, h, dout_head)
-        copy_head_jit(k, b, h, k_head)
-        copy_head_jit(v, b, h, v_head)
-        delta = np.empty(T, dtype=q.dtype)              # (T,) delta_t = dout_t . out_t
-        for t in range(T):
-            total = zero
-            for d in range(D):
-                total += dout_head[t, d] * out[b, h, t, d]
-            delta[t] = total
-        dq_head = np.zeros((T, D), dtype=q.dtype)       # (T, D) sums over key tiles
-        dk_head = np.zeros((S, D), dtype=q.dtype)       # (S, D) sums over query blocks
-        dv_head = np.zeros((S, D), dtype=q.dtype)       # (S, D)
-        probs_buffer = np.empty(QUERY_BLOCK * KEY_TILE, dtype=q.dtype)
-        dprobs_buffer = np.empty(QUERY_BLOCK * KEY_TILE, dtype=q.dtype)
-        dq_buffer = np.empty(QUERY_BLOCK * D, dtype=q.dtype)
-        dkv_buffer = np.empty(KEY_TILE * D, dtype=q.dtype)
-        for t0 in range(0, T, QUERY_BLOCK):
-            rows = min(QUERY_BLOCK, T - t0)
-            q_block = q_head[t0:t0 + rows]              # (rows, D)
-            dout_block = dout_head[t0:t0 + rows]        # (rows, D)
-            block_keys = visible_keys_jit(t0 + rows - 1, T, S, causal)
-            for s0 in range(0, block_keys, KEY_TILE):
-                cols = min(KEY_TILE, block_keys - s0)
-                k_tile = k_head[s0:s0 + cols]           # (cols, D)
-                v_tile = v_head[s0:s0 + cols]           # (cols, D)
-                probs = probs_buffer[:rows * cols].reshape((rows, cols))   # (rows, cols) p_ts
-                np.dot(q_block, k_tile.T, probs)                           # BLAS
-                mask_and_scale_jit(probs, t0, s0, T, S, causal, padding[b], scale, lse[b, h, t0:t0 + rows])
-                dkv = dkv_buffer[:cols * D].reshape((cols, D))
-                np.dot(probs.T, dout_block, dkv)                           # dv_s += sum_t p_ts dout_t
-                for j in range(cols):
-                    dv_row = dv_head[s0 + j]
-                    dkv_row = dkv[j]
-                    for d in range(D):
-                        dv_row[d] += dkv_row[d]
-                dprobs = dprobs_buffer[:rows * cols].reshape((rows, cols))
-                np.dot(dout_block, v_tile.T, dprobs)                       # dp_ts = dout_t . v_s
-                for i in range(rows):                   # dprobs becomes scale * ds_ts, in place
-                    p_row = probs[i]
-                    dp_row = dprobs[i]
-                    delta_t = delta[t0 + i]
-                    for j in range(cols):
-                        dp_row[j] = p_row[j] * (dp_row[j] - delta_t) * scale
-                dq_part = dq_buffer[:rows * D].reshape((rows, D))
-                np.dot(dprobs, k_tile, dq_part)                            # dq_t += sum_s ds_ts k_s
-                for i in range(rows):
-                    dq_row = dq_head[t0 + i]
-                    part_row = dq_part[i]
-                    for d in range(D):
-                        dq_row[d] += part_row[d]
-                np.dot(dprobs.T, q_block, dkv)                             # dk_s += sum_t ds_ts q_t
-                for j in range(cols):
-                    dk_row = dk_head[s0 + j]
-                    dkv_row = dkv[j]
-                    for d in range(D):
-                        dk_row[d] += dkv_row[d]
-        for t in range(T):
-            for d in range(D):
-                dq[b, h, t, d] = dq_head[t, d]
-        for s in range(S):
-            for d in range(D):
-                dk[b, h, s, d] = dk_head[s, d]
-                dv[b, h, s, d] = dv_head[s, d]
+        attention_backward_head_jit(dout, q, k, v, out, lse, b, h, scale, causal, padding, dq, dk, dv)
 
 
-attention_forward_jit = njit(cache=True, parallel=True)(attention_forward_loops)
-attention_backward_jit = njit(cache=True, parallel=True)(attention_backward_loops)
+attention_forward_jit = njit(cache=True, error_model="numpy", parallel=True)(attention_forward_loops)
+attention_backward_jit = njit(cache=True, error_model="numpy", parallel=True)(attention_backward_loops)
 
 
 def padding_or_none(key_padding_mask, B, S):
