@@ -47,7 +47,10 @@ KEY_TILE = 64          # keys per tile. A block-by-tile matmul (64 x 64 x D, D <
 LN2_HI = 0.693145751953125
 LN2_LO = 1.4286068203094172321e-06
 LOG2E = 1.4426950408889634
-EXP_FLUSH = -43.0      # exp(x) below this is returned as 0: an absolute error under 2.2e-19
+EXP_FLUSH = -41.0      # exp(x) below this is returned as 0: an absolute error under 1.6e-18
+# 1/i! for the Taylor series of exp, highest first (Horner order)
+EXP_TAYLOR = (1.0 / 479001600, 1.0 / 39916800, 1.0 / 3628800, 1.0 / 362880, 1.0 / 40320, 1.0 / 5040,
+              1.0 / 720, 1.0 / 120, 1.0 / 24, 1.0 / 6, 1.0 / 2, 1.0, 1.0)
 
 
 def visible_keys_loops(t, T, S, causal):
@@ -60,34 +63,36 @@ def visible_keys_loops(t, T, S, causal):
 
 # The same polynomial exp also stands in kernels/ffn.py, on purpose: a kernel and its helpers live in one
 # module (shared/DESIGN.md: a cached caller of a helper edited in another module returned stale results).
+# How it is written, and why (each point measured in kernels/ffn.py): every constant is cast to the working
+# dtype (a bare Python 2 or 0.5 would turn float32 arithmetic into float64); the whole number n stays a float
+# (np.floor) and 2^-n comes from int32 shifts, as AVX2 has no vector conversion between floats and int64; and
+# the kernels use error_model="numpy", since Numba's default checks every division for a zero divisor, and
+# that branch stops a loop from vectorising.
 def exp_nonpositive_loops(values, count):
     """values[:count] = exp(values[:count]) in place, for values <= 0 (-inf gives 0).
 
     Why not math.exp: without SVML it is a scalar library call per entry, and the softmax would
     spend most of its time there. Here every step is plain arithmetic, so the loop vectorises:
-        x = n ln2 + r,  n = round(x / ln2) in [-62, 0],  |r| <= ln2 / 2
+        x = n ln2 + r,  n = round(x / ln2) in [-59, 0],  |r| <= ln2 / 2
         exp(x) = exp(r) / 2^-n,  exp(r) = sum_{i<=12} r^i / i!   (truncation < 2e-16 relative)
-        2^-n = 1 << -n, an integer shift; x < EXP_FLUSH (-43) gives 0 (true value < 2.2e-19).
+        2^-n = 2^a 2^b (a, b <= 30, two exact int32 shifts); x < EXP_FLUSH (-41) gives 0 (true value < 1.6e-18).
     Agrees with np.exp to a few units in the last place above the flush point.
     """
-    one = values.dtype.type(1)
-    zero = values.dtype.type(0)
-    flush = values.dtype.type(EXP_FLUSH)
-    log2e = values.dtype.type(LOG2E)
-    ln2_hi = values.dtype.type(LN2_HI)
-    ln2_lo = values.dtype.type(LN2_LO)
+    dtype = values.dtype.type
+    zero = dtype(0)
+    flush = dtype(EXP_FLUSH)
     for j in range(count):
         x = values[j]
-        small = x < flush
-        x = flush if small else x                       # keeps -inf out of the arithmetic
-        steps = math.floor(x * log2e + values.dtype.type(0.5))   # n <= 0, an integer
-        n = values.dtype.type(steps)
-        r = (x - n * ln2_hi) - n * ln2_lo
-        poly = one + r * (one + r * (one / 2 + r * (one / 6 + r * (one / 24 + r * (one / 120 + r * (
-            one / 720 + r * (one / 5040 + r * (one / 40320 + r * (one / 362880 + r * (
-                one / 3628800 + r * (one / 39916800 + r * (one / 479001600))))))))))))
-        power = values.dtype.type(np.int64(1) << np.int64(-steps))    # 2^-n, exact
-        values[j] = zero if small else poly / power
+        clamped = max(x, flush)                         # a select, not a branch: keeps -inf out of the arithmetic
+        n = np.floor(clamped * dtype(LOG2E) + dtype(0.5))   # round(x / ln2), a whole number kept as a float
+        r = (clamped - n * dtype(LN2_HI)) - n * dtype(LN2_LO)
+        poly = dtype(EXP_TAYLOR[0])
+        for coefficient in EXP_TAYLOR[1:]:              # Horner: (...(c12 r + c11) r + ...) r + 1
+            poly = poly * r + dtype(coefficient)
+        steps = -n
+        a = min(steps, dtype(30))
+        power = dtype(np.int32(np.int32(1) << np.int32(a))) * dtype(np.int32(np.int32(1) << np.int32(steps - a)))
+        values[j] = poly / power if x > flush else zero   # a select on values
 
 
 def copy_head_loops(source, b, h, target):
@@ -111,12 +116,13 @@ def mask_and_scale_loops(scores, t0, s0, T, S, causal, padding_row, scale, lse_b
     weight 0. Rows whose lse is -inf (they see no key at all) become all -inf / all 0."""
     rows, cols = scores.shape
     neg_inf = scores.dtype.type(-np.inf)
+    padding_tile = padding_row[s0:s0 + cols]            # (cols,) a view, indexed from 0 so the loop vectorises
     for i in range(rows):
         row = scores[i]                                 # (cols,) a view
         visible = visible_keys_jit(t0 + i, T, S, causal) - s0   # keys of this tile row i may see
         visible = min(max(visible, 0), cols)
         for j in range(visible):
-            row[j] = neg_inf if padding_row[s0 + j] else row[j] * scale
+            row[j] = neg_inf if padding_tile[j] else row[j] * scale
         for j in range(visible, cols):
             row[j] = neg_inf
         if lse_block.shape[0] > 0:                      # weights wanted: p = exp(s - lse)
