@@ -1,0 +1,50 @@
+"""Process-wide settings that make a training step fast on a small CPU, applied on import.
+
+Each was measured on the reference training step (docs/kernels.md, `python -m numpy_transformer.bench`
+compares the step with and without it), and each gives way to a value you set yourself:
+
+OMP_WAIT_POLICY=PASSIVE
+    Numba runs `prange` loops on OpenMP threads, which by default keep spinning after a loop ends,
+    so the BLAS call that follows finds its cores taken (2.2-3.5x slower steps). Read when Numba
+    starts its threads, i.e. before the first kernel runs.
+OPENBLAS_THREAD_TIMEOUT=4
+    The same for OpenBLAS: its idle threads poll for 2^28 clock cycles (~0.1 s) after every call,
+    most of the time between two matmuls, and the Numba kernels in between ran at about half speed.
+    2^4 cycles: they go to sleep at once. Read when NumPy is first imported, so it only takes effect
+    when numpy_transformer is imported first (as `python -m numpy_transformer ...` does).
+glibc malloc: keep freed memory (M_TRIM_THRESHOLD 512 MiB, M_MMAP_THRESHOLD 32 MiB)
+    Every NumPy temporary is a fresh allocation. Under glibc's defaults, large ones are mapped from
+    the kernel and handed back when freed, so the next step pays page faults and zero-filling for
+    the same memory again: 10-20% of a step. With these two settings freed blocks stay in the
+    process's heap for reuse (the process keeps up to 512 MiB of freed memory instead of returning
+    it). Applied at once through mallopt; only on Linux with glibc. Turn it off with
+    NUMPY_TRANSFORMER_KEEP_FREED_MEMORY=0 in the environment.
+"""
+import ctypes
+import ctypes.util
+import os
+import sys
+
+M_TRIM_THRESHOLD = -1          # mallopt parameter numbers, from glibc's malloc.h
+M_MMAP_THRESHOLD = -3
+TRIM_THRESHOLD_BYTES = 512 * 2**20
+MMAP_THRESHOLD_BYTES = 32 * 2**20  # glibc's upper limit for this setting on 64-bit machines
+
+
+def keep_freed_memory():
+    """Ask glibc to keep freed memory for reuse; True if it was applied."""
+    if not sys.platform.startswith("linux") or os.environ.get("NUMPY_TRANSFORMER_KEEP_FREED_MEMORY", "1") == "0":
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):               # not glibc (e.g. musl): leave malloc alone
+        return False
+    return bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)) and bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
+
+
+def apply():
+    """Set the three settings above (environment variables only where you have not set them)."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+    keep_freed_memory()

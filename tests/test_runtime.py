@@ -1,0 +1,34 @@
+"""The process settings numpy_transformer applies on import (numpy_transformer/runtime.py)."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from numpy_transformer import runtime
+
+REPORT = ("import json, os, numpy_transformer; "
+          "print(json.dumps({k: os.environ.get(k) for k in ('OMP_WAIT_POLICY', 'OPENBLAS_THREAD_TIMEOUT')}))")
+
+
+def environment_after_import(**env):
+    """The two environment settings as a fresh interpreter sees them after `import numpy_transformer`."""
+    import os
+    child_env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT")}
+    child_env.update(env)
+    out = subprocess.run([sys.executable, "-c", REPORT], env=child_env, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def test_import_sets_sleeping_threads_unless_the_user_chose():
+    assert environment_after_import() == {"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_THREAD_TIMEOUT": "4"}
+    assert environment_after_import(OMP_WAIT_POLICY="ACTIVE", OPENBLAS_THREAD_TIMEOUT="28") == {
+        "OMP_WAIT_POLICY": "ACTIVE", "OPENBLAS_THREAD_TIMEOUT": "28"}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mallopt is glibc's")
+def test_keep_freed_memory_applies_on_glibc_and_can_be_turned_off(monkeypatch):
+    monkeypatch.setenv("NUMPY_TRANSFORMER_KEEP_FREED_MEMORY", "0")
+    assert runtime.keep_freed_memory() is False
+    monkeypatch.delenv("NUMPY_TRANSFORMER_KEEP_FREED_MEMORY")
+    assert runtime.keep_freed_memory() is True
