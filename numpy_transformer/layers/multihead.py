@@ -67,9 +67,17 @@ class MultiHeadAttention(Layer):
             need_weights = self.keep_weights
         is_cross = memory is not None
         source = memory if is_cross else x                               # (B, S, C)
-        q = split_heads(self.query.forward(x), self.num_heads)           # (B, H, T, D)
-        k = split_heads(self.key.forward(source), self.num_heads)        # (B, H, S, D)
-        v = split_heads(self.value.forward(source), self.num_heads)      # (B, H, S, D)
+        # Fast path (Numba backend, self-attention, training): the three projections as ONE matmul
+        # against [Wq | Wk | Wv] (kernels/linear.py); same numbers, same parameters.
+        fused = not is_cross and kv_cache is None and backend.get_backend() == "numba"
+        if fused:
+            projections, qkv_cache = self.project_fused(x)               # 3 x (B, T, C) views
+        else:
+            projections = (self.query.forward(x), self.key.forward(source), self.value.forward(source))
+            qkv_cache = None
+        q = split_heads(projections[0], self.num_heads)                  # (B, H, T, D)
+        k = split_heads(projections[1], self.num_heads)                  # (B, H, S, D)
+        v = split_heads(projections[2], self.num_heads)                  # (B, H, S, D)
         if kv_cache is not None:
             # ==== exercise 14 kv-cache ====
             if kv_cache.get("k") is not None:
@@ -86,14 +94,32 @@ class MultiHeadAttention(Layer):
             for layer in (self.query, self.key, self.value, self.out):
                 layer.cache = None
             return out
-        self.cache = (attn_cache, is_cross)
+        self.cache = (attn_cache, is_cross, qkv_cache)
         return out
 
+    def project_fused(self, x):
+        """q, k, v projections of x in one BLAS call (kernels.linear.linear_many_forward)."""
+        from ..kernels.linear import linear_many_forward                # only on the Numba backend
+        layers = (self.query, self.key, self.value)
+        return linear_many_forward(x, [(layer.params["weight"], layer.params.get("bias")) for layer in layers])
+
+    def backward_fused(self, dq, dk, dv, qkv_cache):
+        """dx of the fused projections; each layer's weight and bias gradients added into its dparams."""
+        from ..kernels.linear import linear_many_backward
+        dx, grads = linear_many_backward([merge_heads(dq), merge_heads(dk), merge_heads(dv)], qkv_cache)
+        for layer, (dweight, dbias) in zip((self.query, self.key, self.value), grads):
+            layer.dparams["weight"] += dweight
+            if dbias is not None:
+                layer.dparams["bias"] += dbias
+        return dx                                                        # (B, T, C)
+
     def backward(self, dout):
-        attn_cache, is_cross = self.pop_cache()
+        attn_cache, is_cross, qkv_cache = self.pop_cache()
         dmerged = self.out.backward(dout)                                # (B, T, C)
         dheads = split_heads(dmerged, self.num_heads)                    # (B, H, T, D)
         dq, dk, dv = backend.dispatch(attention_backward)(dheads, attn_cache)   # (B, H, T|S, D)
+        if qkv_cache is not None:                                        # the fast path's fused projections
+            return self.backward_fused(dq, dk, dv, qkv_cache)
         dx = self.query.backward(merge_heads(dq))                        # (B, T, C)
         dsource = self.key.backward(merge_heads(dk))                     # (B, S, C)
         dsource = dsource + self.value.backward(merge_heads(dv))         # (B, S, C): k and v share m
