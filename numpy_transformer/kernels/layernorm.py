@@ -16,27 +16,33 @@ COLUMN_CHUNK = 32       # columns per parallel task of the dgamma / dbeta reduct
 
 
 def layernorm_forward_loops(x, gamma, beta, eps, y, xhat, inv_std):
-    """x: (N, C) -> fills y (N, C), xhat (N, C), inv_std (N, 1)."""
+    """x: (N, C) -> fills y (N, C), xhat (N, C), inv_std (N, 1).
+
+    Loops run over 1-D row views indexed from 0 (x_row[c], not x[n, c]), so they vectorise."""
     N, C = x.shape
     zero = x.dtype.type(0)
     one = x.dtype.type(1)
     eps = x.dtype.type(eps)
     count = x.dtype.type(C)
     for n in prange(N):                                 # rows are independent
+        x_row = x[n]                                    # (C,) views
+        xhat_row = xhat[n]                              # (C,)
+        y_row = y[n]                                    # (C,)
         total = zero
         for c in range(C):
-            total += x[n, c]
+            total += x_row[c]
         mu = total / count
         square_sum = zero
         for c in range(C):
-            centred = x[n, c] - mu
+            centred = x_row[c] - mu
+            xhat_row[c] = centred                       # x - mu for now, normalised below
             square_sum += centred * centred
         row_inv_std = one / math.sqrt(square_sum / count + eps)
         inv_std[n, 0] = row_inv_std
         for c in range(C):
-            normed = (x[n, c] - mu) * row_inv_std
-            xhat[n, c] = normed
-            y[n, c] = normed * gamma[c] + beta[c]
+            normed = xhat_row[c] * row_inv_std
+            xhat_row[c] = normed
+            y_row[c] = normed * gamma[c] + beta[c]
 
 
 def layernorm_backward_loops(dy, xhat, gamma, inv_std, dx, dgamma, dbeta):
@@ -45,31 +51,39 @@ def layernorm_backward_loops(dy, xhat, gamma, inv_std, dx, dgamma, dbeta):
     zero = dy.dtype.type(0)
     count = dy.dtype.type(C)
     for n in prange(N):
+        dy_row = dy[n]                                  # (C,) views, indexed from 0 so the loops vectorise
+        xhat_row = xhat[n]                              # (C,)
+        dx_row = dx[n]                                  # (C,)
         sum_dxhat = zero
         sum_dxhat_xhat = zero
         for c in range(C):
-            dxhat = dy[n, c] * gamma[c]
+            dxhat = dy_row[c] * gamma[c]
             sum_dxhat += dxhat
-            sum_dxhat_xhat += dxhat * xhat[n, c]
+            sum_dxhat_xhat += dxhat * xhat_row[c]
         mean_dxhat = sum_dxhat / count
         mean_dxhat_xhat = sum_dxhat_xhat / count
+        row_inv_std = inv_std[n, 0]
         for c in range(C):
-            dxhat = dy[n, c] * gamma[c]
-            dx[n, c] = inv_std[n, 0] * (dxhat - mean_dxhat - xhat[n, c] * mean_dxhat_xhat)
+            dxhat = dy_row[c] * gamma[c]
+            dx_row[c] = row_inv_std * (dxhat - mean_dxhat - xhat_row[c] * mean_dxhat_xhat)
     num_chunks = (C + COLUMN_CHUNK - 1) // COLUMN_CHUNK
     for chunk in prange(num_chunks):                    # each task owns its columns: no shared sums
         first = chunk * COLUMN_CHUNK
-        last = min(first + COLUMN_CHUNK, C)
-        dgamma[first:last] = zero
-        dbeta[first:last] = zero
+        width = min(COLUMN_CHUNK, C - first)
+        dgamma_chunk = dgamma[first:first + width]      # (width,) views
+        dbeta_chunk = dbeta[first:first + width]        # (width,)
+        dgamma_chunk[:] = zero
+        dbeta_chunk[:] = zero
         for n in range(N):
-            for c in range(first, last):
-                dgamma[c] += dy[n, c] * xhat[n, c]
-                dbeta[c] += dy[n, c]
+            dy_chunk = dy[n, first:first + width]       # (width,)
+            xhat_chunk = xhat[n, first:first + width]   # (width,)
+            for c in range(width):
+                dgamma_chunk[c] += dy_chunk[c] * xhat_chunk[c]
+                dbeta_chunk[c] += dy_chunk[c]
 
 
-layernorm_forward_jit = njit(cache=True, parallel=True)(layernorm_forward_loops)
-layernorm_backward_jit = njit(cache=True, parallel=True)(layernorm_backward_loops)
+layernorm_forward_jit = njit(cache=True, parallel=True, error_model="numpy")(layernorm_forward_loops)
+layernorm_backward_jit = njit(cache=True, parallel=True, error_model="numpy")(layernorm_backward_loops)
 
 
 def layernorm_forward(x, gamma, beta, eps=1e-5):
