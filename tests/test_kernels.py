@@ -44,6 +44,7 @@ ATTENTION_CASES = {
     "cross-attention S < T, padding": (2, 3, 7, 3, 4, False, True),
     "causal S < T: early rows see nothing": (1, 2, 5, 3, 2, True, False),
     "causal with padding": (3, 2, 9, 9, 8, True, True),
+    "head size 128: blocks of 32 queries": (1, 1, 70, 70, 128, True, True),
 }
 
 

@@ -39,9 +39,18 @@ from numba import njit, prange
 
 from ..layers.attention import AttentionCache, check_key_padding_mask
 
-QUERY_BLOCK = 64       # queries per block: any T works (the last block is shorter)
-KEY_TILE = 64          # keys per tile. A block-by-tile matmul (64 x 64 x D, D <= 64) stays under
-                       # OpenBLAS's size threshold for threading, so each task's BLAS runs on its own thread
+QUERY_BLOCK = 64       # queries per block at most: any T works (the last block is shorter)
+KEY_TILE = 64          # keys per tile
+# OpenBLAS runs a matmul of m x n x k <= 4 * 65536 on the calling thread, and larger ones on its own
+# threads too. Inside the kernels' parallel loop that would put two thread pools on the same cores:
+# measured here, a 64 x 128 x 64 tile made attention 40-70x slower. So a block of queries has at most
+# BLAS_SINGLE_THREAD_WORK / (KEY_TILE * D) rows (64 for D <= 64, 32 for D = 128).
+BLAS_SINGLE_THREAD_WORK = 4 * 65536
+
+
+def query_block_rows(D):
+    """Queries per block for head size D: QUERY_BLOCK, fewer when D is large (see above)."""
+    return max(1, min(QUERY_BLOCK, BLAS_SINGLE_THREAD_WORK // (KEY_TILE * D)))
 
 # Cody-Waite split of ln 2: n * LN2_HI is exact for the n that occur, so r = x - n ln 2 stays accurate.
 LN2_HI = 0.693145751953125
@@ -105,6 +114,7 @@ def copy_head_loops(source, b, h, target):
 
 
 visible_keys_jit = njit(cache=True, error_model="numpy", inline="always")(visible_keys_loops)   # helpers, inlined into the kernels
+query_block_rows_jit = njit(cache=True, error_model="numpy", inline="always")(query_block_rows)
 exp_nonpositive_jit = njit(cache=True, error_model="numpy")(exp_nonpositive_loops)
 copy_head_jit = njit(cache=True, error_model="numpy")(copy_head_loops)
 
@@ -152,13 +162,14 @@ def attention_forward_head_loops(q, k, v, b, h, scale, causal, padding, out, lse
     copy_head_jit(q, b, h, q_head)
     copy_head_jit(k, b, h, k_head)
     copy_head_jit(v, b, h, v_head)
-    scores_buffer = np.empty(QUERY_BLOCK * KEY_TILE, dtype=q.dtype)
-    pv_buffer = np.empty(QUERY_BLOCK * D, dtype=q.dtype)
-    acc = np.empty((QUERY_BLOCK, D), dtype=q.dtype)                # running sum of exp(s - m) v, per row
-    running_max = np.empty(QUERY_BLOCK, dtype=q.dtype)
-    running_sum = np.empty(QUERY_BLOCK, dtype=q.dtype)
-    for t0 in range(0, T, QUERY_BLOCK):
-        rows = min(QUERY_BLOCK, T - t0)
+    block = query_block_rows_jit(D)                     # queries per block
+    scores_buffer = np.empty(block * KEY_TILE, dtype=q.dtype)
+    pv_buffer = np.empty(block * D, dtype=q.dtype)
+    acc = np.empty((block, D), dtype=q.dtype)           # running sum of exp(s - m) v, per row
+    running_max = np.empty(block, dtype=q.dtype)
+    running_sum = np.empty(block, dtype=q.dtype)
+    for t0 in range(0, T, block):
+        rows = min(block, T - t0)
         q_block = q_head[t0:t0 + rows]                  # (rows, D)
         block_keys = visible_keys_jit(t0 + rows - 1, T, S, causal)       # the block's last row sees most
         acc[:rows] = zero
@@ -237,12 +248,13 @@ def attention_backward_head_loops(dout, q, k, v, out, lse, b, h, scale, causal, 
     dq_head = np.zeros((T, D), dtype=q.dtype)           # (T, D) sums over key tiles
     dk_head = np.zeros((S, D), dtype=q.dtype)           # (S, D) sums over query blocks
     dv_head = np.zeros((S, D), dtype=q.dtype)           # (S, D)
-    probs_buffer = np.empty(QUERY_BLOCK * KEY_TILE, dtype=q.dtype)
-    dprobs_buffer = np.empty(QUERY_BLOCK * KEY_TILE, dtype=q.dtype)
-    dq_buffer = np.empty(QUERY_BLOCK * D, dtype=q.dtype)
+    block = query_block_rows_jit(D)                     # queries per block
+    probs_buffer = np.empty(block * KEY_TILE, dtype=q.dtype)
+    dprobs_buffer = np.empty(block * KEY_TILE, dtype=q.dtype)
+    dq_buffer = np.empty(block * D, dtype=q.dtype)
     dkv_buffer = np.empty(KEY_TILE * D, dtype=q.dtype)
-    for t0 in range(0, T, QUERY_BLOCK):
-        rows = min(QUERY_BLOCK, T - t0)
+    for t0 in range(0, T, block):
+        rows = min(block, T - t0)
         q_block = q_head[t0:t0 + rows]                  # (rows, D)
         dout_block = dout_head[t0:t0 + rows]            # (rows, D)
         block_keys = visible_keys_jit(t0 + rows - 1, T, S, causal)
