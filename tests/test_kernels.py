@@ -19,12 +19,13 @@ from conftest import assert_gradcheck
 from numpy_transformer import backend
 from numpy_transformer.gradcheck import check_function
 from numpy_transformer.kernels import attention as attention_kernels
+from numpy_transformer.kernels import embedding as embedding_kernels
 from numpy_transformer.kernels import ffn as ffn_kernels
 from numpy_transformer.kernels import linear as linear_kernels
 from numpy_transformer.kernels import layernorm as layernorm_kernels
 from numpy_transformer.kernels import loss as loss_kernels
 from numpy_transformer.kernels.matmul import matmul_tiled, matmul_tiled_jit, matmul_tiled_loops
-from numpy_transformer.layers import activations, attention, layernorm, linear, loss
+from numpy_transformer.layers import activations, attention, embedding, layernorm, linear, loss
 from numpy_transformer.models import GPT, GPTConfig
 from numpy_transformer.models.common import keep_attention_weights
 
@@ -251,6 +252,21 @@ def test_linear_matches_reference_and_caches_cross(bias, dtype, rng):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_embedding_backward_matches_reference(dtype, rng):
+    weight = rng.standard_normal((11, 70)).astype(dtype)       # 70 columns: a full and a partial chunk
+    ids = rng.integers(0, 11, (3, 9))
+    ids[0, :4] = 5                                               # repeated ids must accumulate
+    out_ref, cache_ref = embedding.embedding_forward(ids, weight)
+    out_ker, cache_ker = embedding_kernels.embedding_forward(ids, weight)
+    np.testing.assert_array_equal(out_ker, out_ref)
+    dout = rng.standard_normal(out_ref.shape).astype(dtype)
+    dweight = embedding_kernels.embedding_backward(dout, cache_ref)
+    assert dweight.dtype == dtype
+    assert_close(dweight, embedding.embedding_backward(dout, cache_ker), dtype)
+    assert not dweight[np.setdiff1d(np.arange(11), ids)].any()  # ids that never occur get no gradient
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_layernorm_matches_reference_and_caches_cross(dtype, rng):
     x = (rng.standard_normal((3, 5, 24)) * 3 + 1).astype(dtype)
     gamma, beta = rng.standard_normal(24).astype(dtype), rng.standard_normal(24).astype(dtype)
@@ -314,6 +330,13 @@ def test_linear_kernel_gradcheck(rng):
     inputs = {"x": rng.standard_normal((2, 3, 4)), "weight": rng.standard_normal((4, 5)), "bias": rng.standard_normal(5)}
     report = check_function(linear_kernels.linear_forward, linear_kernels.linear_backward, inputs, rng)
     assert_gradcheck(report, where="linear (fast path)")
+
+
+def test_embedding_kernel_gradcheck(rng):
+    ids = np.array([[1, 4, 1], [0, 4, 4]])
+    forward = lambda weight: embedding_kernels.embedding_forward(ids, weight)
+    report = check_function(forward, embedding_kernels.embedding_backward, {"weight": rng.standard_normal((6, 3))}, rng)
+    assert_gradcheck(report, where="embedding kernel")
 
 
 def test_layernorm_and_loss_kernel_gradcheck(rng):

@@ -1,6 +1,7 @@
 """Token embedding: a lookup table, one learned row of width C per token id."""
 import numpy as np
 
+from .. import backend
 from .base import Layer
 
 
@@ -53,5 +54,5 @@ class Embedding(Layer):
         return out
 
     def backward(self, dout):
-        self.dparams["weight"] += embedding_backward(dout, self.pop_cache())
+        self.dparams["weight"] += backend.dispatch(embedding_backward)(dout, self.pop_cache())
         # ids are not differentiable: nothing flows further back
