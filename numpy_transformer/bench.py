@@ -37,9 +37,10 @@ import numpy as np
 
 NEW_TOKENS = 60         # generated per timing in the KV-cache comparison (prompt of 8)
 REFERENCE = dict(num_layers=4, width=128, num_heads=4, T=128, batch=16, vocab=65)
-CONTENDERS = {                 # name -> (backend, extra environment, None = unset); "family, variant"
+CONTENDERS = {                 # name -> (backend, extra environment); "family, variant"
     "numba": ("numba", {}),
     "numba, OMP active wait": ("numba", {"OMP_WAIT_POLICY": "ACTIVE"}),
+    "numba, OMP no spin": ("numba", {"GOMP_SPINCOUNT": "0"}),   # plain PASSIVE, without the package's short spin
     "numba, OpenBLAS threads poll": ("numba", {"OPENBLAS_THREAD_TIMEOUT": "28"}),   # OpenBLAS's own default
     "numba, malloc returns freed memory": ("numba", {"NUMPY_TRANSFORMER_KEEP_FREED_MEMORY": "0"}),   # glibc default
     "numba, 1 BLAS thread": ("numba", {"OPENBLAS_NUM_THREADS": "1"}),
@@ -47,8 +48,8 @@ CONTENDERS = {                 # name -> (backend, extra environment, None = uns
     "numpy": ("numpy", {}),
     "numpy, 1 BLAS thread": ("numpy", {"OPENBLAS_NUM_THREADS": "1"}),
     "numpy, OpenBLAS threads poll": ("numpy", {"OPENBLAS_THREAD_TIMEOUT": "28"}),
-    "torch": ("torch", {}),
-    "torch, OMP default wait": ("torch", {"OMP_WAIT_POLICY": None}),   # torch as shipped: no policy set
+    "torch": ("torch", {}),                                             # as shipped: OpenMP's own default
+    "torch, OMP passive wait": ("torch", {"OMP_WAIT_POLICY": "PASSIVE"}),
     "torch, OMP active wait": ("torch", {"OMP_WAIT_POLICY": "ACTIVE"}),
     "torch, 1 thread": ("torch", {"OMP_NUM_THREADS": "1"}),
 }
@@ -143,8 +144,9 @@ class Worker:
             backend.set_backend(backend_name)
 
     def info(self, _request):
-        out = {"backend": self.backend_name, "pid": os.getpid(),
-               "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY")}
+        out = {"backend": self.backend_name, "pid": os.getpid()}
+        out.update({name: os.environ.get(name) for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OPENBLAS_THREAD_TIMEOUT",
+                                                            "OPENBLAS_NUM_THREADS")})
         if self.backend_name == "torch":
             out["torch"] = self.torch.__version__
             out["threads"] = self.torch.get_num_threads()
@@ -276,9 +278,9 @@ class WorkerProcess:
     """The coordinator's handle on one worker: send a request, read one JSON line back."""
 
     def __init__(self, backend_name, extra_env):
-        env = dict(os.environ, **{k: v for k, v in extra_env.items() if v is not None})
-        for name in (k for k, v in extra_env.items() if v is None):
-            env.pop(name, None)                          # e.g. torch with OpenMP's own default waiting
+        from numpy_transformer import runtime
+        env = {k: v for k, v in os.environ.items() if k not in runtime.SET_HERE}   # as you started the benchmark
+        env.update(extra_env)                            # the worker re-applies the package's settings around these
         self.proc = subprocess.Popen([sys.executable, "-m", "numpy_transformer.bench", "--worker", backend_name],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True)
         self.read()

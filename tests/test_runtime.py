@@ -7,23 +7,26 @@ import pytest
 
 from numpy_transformer import runtime
 
-REPORT = ("import json, os, numpy_transformer; "
-          "print(json.dumps({k: os.environ.get(k) for k in ('OMP_WAIT_POLICY', 'OPENBLAS_THREAD_TIMEOUT')}))")
+SETTINGS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OPENBLAS_THREAD_TIMEOUT")
+REPORT = f"import json, os, numpy_transformer; print(json.dumps({{k: os.environ.get(k) for k in {SETTINGS}}}))"
 
 
 def environment_after_import(**env):
-    """The two environment settings as a fresh interpreter sees them after `import numpy_transformer`."""
+    """The environment settings as a fresh interpreter sees them after `import numpy_transformer`."""
     import os
-    child_env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT")}
+    child_env = {k: v for k, v in os.environ.items() if k not in SETTINGS}
     child_env.update(env)
     out = subprocess.run([sys.executable, "-c", REPORT], env=child_env, capture_output=True, text=True, check=True)
     return json.loads(out.stdout)
 
 
 def test_import_sets_sleeping_threads_unless_the_user_chose():
-    assert environment_after_import() == {"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_THREAD_TIMEOUT": "4"}
+    assert environment_after_import() == {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "10000",
+                                          "OPENBLAS_THREAD_TIMEOUT": "4"}
+    # a wait policy of the user's own is not overridden by a spin count (GNU OpenMP lets the count win)
     assert environment_after_import(OMP_WAIT_POLICY="ACTIVE", OPENBLAS_THREAD_TIMEOUT="28") == {
-        "OMP_WAIT_POLICY": "ACTIVE", "OPENBLAS_THREAD_TIMEOUT": "28"}
+        "OMP_WAIT_POLICY": "ACTIVE", "GOMP_SPINCOUNT": None, "OPENBLAS_THREAD_TIMEOUT": "28"}
+    assert environment_after_import(GOMP_SPINCOUNT="0")["GOMP_SPINCOUNT"] == "0"
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mallopt is glibc's")
