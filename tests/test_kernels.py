@@ -252,6 +252,28 @@ def test_linear_matches_reference_and_caches_cross(bias, dtype, rng):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fused_projections_equal_separate_linear_layers(dtype, rng):
+    x = rng.standard_normal((2, 5, 6)).astype(dtype)
+    params = [(rng.standard_normal((6, 4)).astype(dtype), rng.standard_normal(4).astype(dtype)),
+              (rng.standard_normal((6, 3)).astype(dtype), None),                 # one layer without a bias
+              (rng.standard_normal((6, 4)).astype(dtype), rng.standard_normal(4).astype(dtype))]
+    outputs, cache = linear_kernels.linear_many_forward(x, params)
+    douts = [rng.standard_normal(out.shape).astype(dtype) for out in outputs]
+    dx, grads = linear_kernels.linear_many_backward(douts, cache)
+    dx_ref = np.zeros_like(x)
+    for (weight, bias), out, dout, (dweight, dbias) in zip(params, outputs, douts, grads):
+        out_ref, cache_ref = linear.linear_forward(x, weight, bias)
+        assert_close(out, out_ref, dtype)
+        dx_part, dweight_ref, dbias_ref = linear.linear_backward(dout, cache_ref)
+        dx_ref += dx_part
+        assert_close(dweight, dweight_ref, dtype)
+        assert (dbias is None) == (bias is None)
+        if bias is not None:
+            assert_close(dbias, dbias_ref, dtype)
+    assert_close(dx, dx_ref, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_embedding_backward_matches_reference(dtype, rng):
     weight = rng.standard_normal((11, 70)).astype(dtype)       # 70 columns: a full and a partial chunk
     ids = rng.integers(0, 11, (3, 9))
@@ -330,6 +352,20 @@ def test_linear_kernel_gradcheck(rng):
     inputs = {"x": rng.standard_normal((2, 3, 4)), "weight": rng.standard_normal((4, 5)), "bias": rng.standard_normal(5)}
     report = check_function(linear_kernels.linear_forward, linear_kernels.linear_backward, inputs, rng)
     assert_gradcheck(report, where="linear (fast path)")
+
+
+def test_fused_projections_gradcheck(rng):
+    inputs = {"x": rng.standard_normal((2, 3, 4)), "w_q": rng.standard_normal((4, 3)), "b_q": rng.standard_normal(3),
+              "w_k": rng.standard_normal((4, 3)), "b_k": rng.standard_normal(3)}
+
+    def forward(x, w_q, b_q, w_k, b_k):
+        (q, k), cache = linear_kernels.linear_many_forward(x, [(w_q, b_q), (w_k, b_k)])
+        return np.concatenate([q, k], axis=-1), cache        # one output for the checker: [q | k]
+
+    def backward(dout, cache):
+        dx, ((dw_q, db_q), (dw_k, db_k)) = linear_kernels.linear_many_backward([dout[..., :3], dout[..., 3:]], cache)
+        return dx, dw_q, db_q, dw_k, db_k
+    assert_gradcheck(check_function(forward, backward, inputs, rng), where="fused q/k projections")
 
 
 def test_embedding_kernel_gradcheck(rng):
