@@ -253,7 +253,13 @@ def pretrain_settings(argv, parser):
     from_file = {}
     if "config" in typed:
         file_tokens = read_config_file(typed["config"], parser)
-        from_file = vars(parser.parse_args(["pretrain"] + file_tokens))
+        parsed, unknown = parser.parse_known_args(["pretrain"] + file_tokens)
+        unknown_keys = [token[2:].replace("-", "_") for token in unknown if token.startswith("--")]
+        if unknown:
+            raise ValueError(f"config file {typed['config']!r}: unknown setting(s) "
+                             f"{', '.join(map(repr, unknown_keys or unknown))}; keys are the flag names "
+                             f"of `pretrain --help`, e.g. \"width\" or \"block_size\"")
+        from_file = vars(parsed)
     preset_name = typed.get("preset", from_file.get("preset"))
     preset = PRESETS[preset_name] if preset_name else {}
     family = typed.get("model", from_file.get("model", preset.get("model", "gpt")))

@@ -168,7 +168,7 @@ def test_config_file_settings_and_errors(tmp_path, corpus):
     assert "done: 3 steps" in result.stdout
     unknown = tmp_path / "unknown.json"
     unknown.write_text(json.dumps({"stepz": 2}))
-    assert_clear_error(cli("pretrain", "--config", unknown), "--stepz")
+    assert_clear_error(cli("pretrain", "--config", unknown), f"config file {str(unknown)!r}: unknown setting(s) 'stepz'")
     broken = tmp_path / "broken.json"
     broken.write_text("{steps: 2")
     assert_clear_error(cli("pretrain", "--config", broken), "not valid JSON")
