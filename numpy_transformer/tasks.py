@@ -107,8 +107,10 @@ class Task:
             maps, rows, title = self.model.attention_maps(), labels, "encoder self-attention"
         else:
             bos, eos = self.tokenizer.token_to_id("<bos>"), self.tokenizer.token_to_id("<eos>")
-            out = generate_seq2seq(self.model, [ids], bos, eos, max_len - 1)[0]   # (n,)
-            trg_in = np.array([[bos] + out.tolist()])[:, :max_len]               # (1, n + 1)
+            out = generate_seq2seq(self.model, [ids], bos, eos, max_len - 1)[0].tolist()   # n tokens
+            if out and out[-1] == eos:
+                out = out[:-1]          # the decoder never reads its final <eos>: row i predicts output token i
+            trg_in = np.array([[bos] + out])[:, :max_len]                        # (1, n + 1)
             self.model.forward(np.array([ids]), trg_in)
             maps = self.model.attention_maps()["decoder_cross"]
             rows = [self.tokenizer.decode([i]) for i in trg_in[0]]
