@@ -64,10 +64,11 @@ def linear_many_backward(douts, cache):
     dy_rows = np.concatenate([as_rows(dout) for dout in douts], axis=1)   # (N, sum C_i)
     dx = (dy_rows @ weight.T).reshape(x.shape)          # (..., C_in)
     dweight = as_rows(x).T @ dy_rows                    # (C_in, sum C_i)
+    dbias_all = dy_rows.sum(axis=0) if any(has_bias) else None     # (sum C_i,): one pass for every layer
     starts = np.cumsum([0] + widths)
     grads = []
     for i, bias in enumerate(has_bias):
         columns = slice(starts[i], starts[i + 1])
-        dbias = dy_rows[:, columns].sum(axis=0) if bias else None   # (C_i,)
+        dbias = dbias_all[columns] if bias else None    # (C_i,) a view
         grads.append((dweight[:, columns], dbias))      # (C_in, C_i) a view, (C_i,)
     return dx, grads
