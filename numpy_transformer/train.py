@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .checkpoint import check_compatible, load_checkpoint, load_params, save_checkpoint
+from .models.common import attention_weights_dropped
 from .objectives import tokens_in
 from .optim import clip_grad_norm, make_optimizer
 from .schedules import learning_rate
@@ -128,16 +129,14 @@ def train(model, objective, config: TrainConfig, run_dir=None, resume=False, tok
         rng, start, history = np.random.default_rng(config.seed), 0, []
     extra = dict(extra or {}, train_config=vars(config))
     metrics = MetricsLog(run_dir, history)
-    keep_weights = getattr(model, "keep_attention_weights", None)
-    if keep_weights is not None:                       # a kernel speed-up, if the model offers it
-        model.keep_attention_weights = False
     bar, started, interrupted = make_progress_bar(config, start), time.perf_counter(), False
     try:
         with DeferredInterrupt() as interrupt:
             for step in range(start, config.steps):
                 tick = time.perf_counter()
                 lr = learning_rate(step, config.schedule, config.lr, config.steps, config.warmup, config.min_lr)
-                loss, grad_norm, n_tokens = train_step(model, objective, optimizer, config, rng)
+                with attention_weights_dropped(model):  # no T x T maps while training; callbacks still see them
+                    loss, grad_norm, n_tokens = train_step(model, objective, optimizer, config, rng)
                 if not (math.isfinite(loss) and math.isfinite(grad_norm)):
                     kept = f"the last good checkpoint is {ckpt_path}" if ckpt_path else "no checkpoint was written"
                     raise TrainingDiverged(f"loss became {loss} (gradient norm {grad_norm}) at step {step + 1} "
@@ -151,7 +150,9 @@ def train(model, objective, config: TrainConfig, run_dir=None, resume=False, tok
                 stop = bool(callback is not None and callback(record, model))
                 finishing = step + 1 == config.steps or stop
                 if (step + 1) % config.eval_interval == 0 or finishing:
-                    log_line(bar, log, metrics.add({"step": step + 1, **evaluate(model, objective)}), record)
+                    with attention_weights_dropped(model):
+                        scores = evaluate(model, objective)
+                    log_line(bar, log, metrics.add({"step": step + 1, **scores}), record)
                 if (step + 1) % config.checkpoint_interval == 0 or finishing or interrupt.requested:
                     if ckpt_path is not None:
                         save_checkpoint(ckpt_path, model, optimizer, step + 1, rng, tokenizer,
@@ -162,8 +163,6 @@ def train(model, objective, config: TrainConfig, run_dir=None, resume=False, tok
     finally:                                           # also when diverged, or on a second Ctrl-C
         bar.close()
         metrics.close()
-        if keep_weights is not None:
-            model.keep_attention_weights = keep_weights
     completed = sum(1 for r in history if "loss" in r)
     return TrainResult(history, completed, interrupted, ckpt_path, time.perf_counter() - started)
 

@@ -194,3 +194,27 @@ def test_masked_sentences_never_mask_cls_or_padding():
     chosen = batch["targets"] != IGNORE_INDEX
     assert chosen[:, 1:8].any() and not chosen[:, 0].any() and not chosen[:, 8:].any()
     assert batch["padding"][:, 8:].all() and not batch["padding"][:, :8].any()   # from the rows, not the inputs
+
+
+def test_training_drops_attention_maps_but_callbacks_still_see_them():
+    model = tiny_gpt()
+    ids = np.tile(np.arange(13), (4, 2))[:, :17]
+    maps_in_steps, maps_in_callback = [], []
+
+    class Recording(OneBatch):
+        def loss(self, model, batch, rng=None):               # the forward of a training step or an evaluation
+            result = OneBatch.loss(self, model, batch, rng)
+            maps_in_steps.append(model.attention_maps())
+            return result
+
+    def callback(record, model):
+        model.forward(ids[:1, :8])
+        maps_in_callback.append(model.attention_maps())
+
+    train(model, Recording(ids), TrainConfig(steps=2, batch_size=4, eval_interval=2, progress=False),
+          callback=callback, log=None)
+    assert maps_in_steps and all(m is None for maps in maps_in_steps for m in maps)   # no (B, H, T, T) kept
+    assert len(maps_in_callback) == 2
+    assert all(m is not None for maps in maps_in_callback for m in maps)   # the model as the user left it
+    model.forward(ids[:1, :8])
+    assert all(m is not None for m in model.attention_maps())             # each layer's own setting is back

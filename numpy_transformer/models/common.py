@@ -1,4 +1,6 @@
 """Pieces the three model families share: config checks and input checks."""
+from contextlib import contextmanager
+
 import numpy as np
 
 from ..layers.base import check_float_dtype
@@ -46,6 +48,23 @@ def keep_attention_weights(model, keep=True):
         if isinstance(layer, MultiHeadAttention):
             layer.keep_weights = keep
     return model
+
+
+@contextmanager
+def attention_weights_dropped(model):
+    """with attention_weights_dropped(model): ... runs the block with every attention layer's
+    keep_weights off (no (B, H, T, S) maps kept, none built on the Numba backend), then gives each
+    layer back its own setting. The trainer wraps its steps in it; a callback between steps still
+    finds the model as you left it."""
+    layers = [layer for _, layer in model.named_layers() if isinstance(layer, MultiHeadAttention)]
+    previous = [layer.keep_weights for layer in layers]
+    for layer in layers:
+        layer.keep_weights = False
+    try:
+        yield model
+    finally:
+        for layer, keep in zip(layers, previous):
+            layer.keep_weights = keep
 
 
 def output_gradient(loss_fn, has_loss, dlogits):
