@@ -220,9 +220,17 @@ def attention_forward_head_loops(q, k, v, b, h, scale, causal, padding, out, lse
                     out[b, h, t, d] = acc[i, d] * inv_sum
                 lse[b, h, t] = running_max[i] + math.log(running_sum[i])
         if keep_weights:                                # the (rows, S) map, only when asked for
-            weight_block = weights[b, h, t0:t0 + rows]                # (rows, S) a view into the output
-            np.dot(q_block, k_head.T, weight_block)
-            mask_and_scale_jit(weight_block, t0, 0, T, S, causal, padding[b], scale, lse[b, h, t0:t0 + rows])
+            row_lse = lse[b, h, t0:t0 + rows]           # (rows,)
+            for s0 in range(0, S, KEY_TILE):            # tile by tile: each matmul stays on this thread
+                cols = min(KEY_TILE, S - s0)
+                tile = scores_buffer[:rows * cols].reshape((rows, cols))   # (rows, cols)
+                np.dot(q_block, k_head[s0:s0 + cols].T, tile)
+                mask_and_scale_jit(tile, t0, s0, T, S, causal, padding[b], scale, row_lse)
+                for i in range(rows):
+                    target = weights[b, h, t0 + i, s0:s0 + cols]    # (cols,) a view into the output
+                    tile_row = tile[i]
+                    for j in range(cols):
+                        target[j] = tile_row[j]
 
 
 def attention_backward_head_loops(dout, q, k, v, out, lse, b, h, scale, causal, padding, dq, dk, dv):
