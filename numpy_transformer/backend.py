@@ -10,11 +10,10 @@ on "numpy", or its twin of the same name in numpy_transformer/kernels/ on "numba
 same arguments and return the same outputs and cache, so a forward on one backend can feed the
 backward of the other.
 
-Threading: Numba's parallel loops run on OpenMP workers that by default keep spinning for a while
-after a loop ends, so the BLAS call that follows finds both cores busy (measured on this project's
-2-core machine: a training step 2.2x slower with kernels than without). numpy_transformer/__init__.py
-therefore sets OMP_WAIT_POLICY=PASSIVE (unless you set it yourself) before Numba can start threads;
-``python -m numpy_transformer.bench`` measures the step with and without it.
+Threads and memory: Numba's parallel loops and OpenBLAS's matmuls take turns on the same cores, so
+idle threads of either must sleep rather than spin, and NumPy's temporaries should reuse freed
+memory. numpy_transformer/runtime.py makes those settings on import (each measured; a value you set
+yourself wins); ``python -m numpy_transformer.bench`` measures the step with each of them undone.
 """
 import importlib
 import os

@@ -2,14 +2,17 @@
 
     attention.py  fused attention forward (online softmax) and backward (recomputed weights),
                   block-by-tile products in BLAS
-    linear.py     y = x W + b as ONE BLAS call over all rows, bias added in place (no Numba needed)
+    linear.py     y = x W + b as ONE BLAS call over all rows, bias added in place (no Numba needed);
+                  linear_many_* project q, k and v with one matmul (used by layers/multihead.py)
+    embedding.py  the embedding's backward: column blocks per thread instead of np.add.at
     ffn.py        bias + activation fused around the BLAS matmuls, and its backward
     layernorm.py  LayerNorm forward and backward
     loss.py       softmax cross-entropy forward and backward
     matmul.py     a tiled matmul for teaching (not on the fast path)
 
-Each public function has the name, arguments, outputs and cache of its NumPy twin in layers/, so
-numpy_transformer.backend can swap one for the other. Each kernel is a plain Python function
+Each function named like one in layers/ (attention_forward, linear_backward, ...) has the arguments,
+outputs and cache of that NumPy twin, so numpy_transformer.backend can swap one for the other
+(linear_many_* and the teaching matmul have no twin). Each kernel is a plain Python function
 ``*_loops`` compiled by alias (``*_jit = njit(...)(*_loops)``): set NUMBA_DISABLE_JIT=1 and the same
 code runs as Python, which a debugger steps through.
 """

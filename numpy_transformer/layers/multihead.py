@@ -72,6 +72,8 @@ class MultiHeadAttention(Layer):
         fused = not is_cross and kv_cache is None and backend.get_backend() == "numba"
         if fused:
             projections, qkv_cache = self.project_fused(x)               # 3 x (B, T, C) views
+            for layer in (self.query, self.key, self.value):
+                layer.cache = None                                       # nothing of theirs is kept
         else:
             projections = (self.query.forward(x), self.key.forward(source), self.value.forward(source))
             qkv_cache = None
