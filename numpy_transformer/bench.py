@@ -1,7 +1,7 @@
 """Benchmark: Numba kernels vs the NumPy reference vs PyTorch eager, in one run, as ratios.
 
     python -m numpy_transformer.bench                 # full run, table on stdout, bench_results.json
-    python -m numpy_transformer.bench --quick         # fewer sizes and rounds (a minute or two)
+    python -m numpy_transformer.bench --quick         # a few minutes: fewer sizes, rounds and variants
     python -m numpy_transformer.bench --json out.json
 
 Every contender runs in its own worker process (its own threads and settings: Numba with passive
@@ -377,7 +377,7 @@ def bench_training(contenders, rounds, steps, results):
         rows[name] = {"seconds_per_step": seconds, "tokens_per_s": tokens / seconds,
                       "gflops": flops / seconds / 1e9, "share_of_blas_peak": flops / seconds / 1e9 / peak,
                       "rounds_seconds": times}
-        print(f"  training step {name:24s} {tokens / seconds:9.0f} tokens/s  {flops / seconds / 1e9:6.1f} GFLOP/s",
+        print(f"  training step {name:38s} {tokens / seconds:9.0f} tokens/s  {flops / seconds / 1e9:6.1f} GFLOP/s",
               flush=True)
     results["training"] = {"config": cfg, "flops_per_step": flops, "blas_peak_gflops": peak,
                            "blas_rounds_gflops": blas, "contenders": rows}
@@ -510,18 +510,20 @@ def verdicts(results):
     training = results.get("training", {}).get("contenders", {})
     best = best_of_families(training)
     if "numba" in best:
-        numba = best["numba"]["tokens_per_s"]
-        out.append((f"training step: Numba >= 1.3x NumPy (best settings each: {best['numba']['name']!r} vs "
-                    f"{best['numpy']['name']!r})", numba / best["numpy"]["tokens_per_s"], 1.3))
+        shipped = dict(training["numba"], name="numba") if "numba" in training else best["numba"]   # as installed
+        numba = shipped["tokens_per_s"]
+        out.append((f"training step: Numba as shipped >= 1.3x NumPy (its best: {best['numpy']['name']!r})",
+                    numba / best["numpy"]["tokens_per_s"], 1.3))
         if "torch" in best:
-            out.append((f"training step: Numba >= 1.0x torch eager (best settings: {best['torch']['name']!r})",
+            out.append((f"training step: Numba as shipped >= 1.0x torch eager (its best: {best['torch']['name']!r})",
                         numba / best["torch"]["tokens_per_s"], 1.0))
-        out.append(("training step: Numba >= 55% of BLAS peak", best["numba"]["share_of_blas_peak"], 0.55))
-        for passive_name in ("numba", "numba, 1 BLAS thread"):
-            active = training.get(passive_name + ", OMP active wait")
-            if active and passive_name in training:
-                out.append((f"threading: {passive_name!r}, PASSIVE (the package's setting) / ACTIVE speed >= 1",
-                            training[passive_name]["tokens_per_s"] / active["tokens_per_s"], 1.0))
+        out.append(("training step: Numba as shipped >= 55% of BLAS peak (in %)", 100 * shipped["share_of_blas_peak"],
+                    55.0))
+        # (with one BLAS thread, spinning OpenMP workers have nothing to take from: that pair is shown, not judged)
+        active = training.get("numba, OMP active wait")
+        if active and "numba" in training:
+            out.append(("threading: 'numba' (the package's settings) / 'numba, OMP active wait' >= 1",
+                        training["numba"]["tokens_per_s"] / active["tokens_per_s"], 1.0))
         for variant, setting in (("numba, OpenBLAS threads poll", "OpenBLAS threads sleep"),
                                  ("numba, malloc returns freed memory", "freed memory kept")):
             if variant in training and "numba" in training:
@@ -551,7 +553,7 @@ def verdicts(results):
 
 
 def print_table(results):
-    print("\n== attention, B=16 H=4 causal float32, median ms (ratio = NumPy / contender) ==")
+    print("\n== attention, B=16 H=4 causal float32, median ms; the ratios say how many times faster Numba is ==")
     names = [n for n in ("numba", "numpy", "torch") if results["attention"] and n in results["attention"][0]]
     print(f"{'T':>5} {'D':>4} {'mode':7} " + " ".join(f"{n:>10}" for n in names) + "  numba vs numpy  numba vs torch")
     for r in results["attention"]:
@@ -562,12 +564,12 @@ def print_table(results):
     print(f"\n== training step, reference GPT, float32 (BLAS peak {training['blas_peak_gflops']:.0f} GFLOP/s) ==")
     base = best_of_families(training["contenders"])["numpy"]["tokens_per_s"]
     for name, row in training["contenders"].items():
-        print(f"{name:26s} {row['tokens_per_s']:9.0f} tokens/s  {row['tokens_per_s'] / base:5.2f}x best NumPy  "
+        print(f"{name:38s} {row['tokens_per_s']:9.0f} tokens/s  {row['tokens_per_s'] / base:5.2f}x best NumPy  "
               f"{row['gflops']:6.1f} GFLOP/s  {100 * row['share_of_blas_peak']:5.1f}% of peak")
     if "tiled_matmul_gflops" in results:
         print(f"teaching tiled matmul: {results['tiled_matmul_gflops']:.1f} GFLOP/s = "
               f"{results['tiled_matmul_share_of_blas']:.2f}x BLAS")
-    print("\n== targets ==")
+    print("\n== targets ==" + ("  (--quick: fewer sizes and rounds, indicative only)" if results.get("quick") else ""))
     for v in results["verdicts"]:
         print(f"{'MET ' if v['met'] else 'NOT '} {v['target']:78s} {v['measured']:.2f}")
 

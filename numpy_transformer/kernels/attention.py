@@ -71,7 +71,7 @@ def visible_keys_loops(t, T, S, causal):
 
 
 # The same polynomial exp also stands in kernels/ffn.py, on purpose: a kernel and its helpers live in one
-# module (shared/DESIGN.md: a cached caller of a helper edited in another module returned stale results).
+# module (docs/kernels.md: a cached caller of a helper edited in another module returned stale results).
 # How it is written, and why (each point measured in kernels/ffn.py): every constant is cast to the working
 # dtype (a bare Python 2 or 0.5 would turn float32 arithmetic into float64); the whole number n stays a float
 # (np.floor) and 2^-n comes from int32 shifts, as AVX2 has no vector conversion between floats and int64; and

@@ -41,7 +41,7 @@ EXP_TAYLOR = (1.0 / 479001600, 1.0 / 39916800, 1.0 / 3628800, 1.0 / 362880, 1.0 
 #   for a zero divisor to raise ZeroDivisionError, and that branch stops the loop from vectorising. No divisor
 #   here can be zero; NumPy scalars (NUMBA_DISABLE_JIT=1) behave the same way.
 # The same Taylor polynomial for exp also stands in kernels/attention.py, on purpose: a kernel and its helpers
-# live in one module (shared/DESIGN.md: a cached caller of a helper edited in another module returned stale
+# live in one module (docs/kernels.md: a cached caller of a helper edited in another module returned stale
 # results). This copy returns exp(x) as mantissa / scale so that tanh saves a division (measured).
 def exp_parts_loops(x, like):
     """exp(x) = mantissa / scale for x <= 0, from plain arithmetic in like's dtype, so that loops calling it
