@@ -104,6 +104,16 @@ def exp_nonpositive_loops(values, count):
         values[j] = poly / power if x > flush else zero   # a select on values
 
 
+def add_into_loops(target, source):
+    """target += source for two (rows, D) arrays, row by row (target is often a slice of a larger buffer;
+    BLAS writes each tile's product into a scratch buffer, and this adds it where it belongs)."""
+    for i in range(source.shape[0]):
+        target_row = target[i]                          # (D,) views, indexed from 0
+        source_row = source[i]
+        for d in range(source.shape[1]):
+            target_row[d] += source_row[d]
+
+
 def copy_head_loops(source, b, h, target):
     """target[t, d] = source[b, h, t, d]: one head of a strided (B, H, T, D) view into a
     contiguous (T, D) buffer, so that BLAS can read it without copying again."""
@@ -117,6 +127,7 @@ visible_keys_jit = njit(cache=True, error_model="numpy", inline="always")(visibl
 query_block_rows_jit = njit(cache=True, error_model="numpy", inline="always")(query_block_rows)
 exp_nonpositive_jit = njit(cache=True, error_model="numpy")(exp_nonpositive_loops)
 copy_head_jit = njit(cache=True, error_model="numpy")(copy_head_loops)
+add_into_jit = njit(cache=True, error_model="numpy")(add_into_loops)
 
 
 def mask_and_scale_loops(scores, t0, s0, T, S, causal, padding_row, scale, lse_block):
@@ -203,11 +214,7 @@ def attention_forward_head_loops(q, k, v, b, h, scale, causal, padding, out, lse
                 running_max[i] = new_max
             pv = pv_buffer[:rows * D].reshape((rows, D))
             np.dot(scores, v_head[s0:s0 + cols], pv)                       # sum_s p_ts v_s, BLAS
-            for i in range(rows):
-                acc_row = acc[i]
-                pv_row = pv[i]
-                for d in range(D):
-                    acc_row[d] += pv_row[d]
+            add_into_jit(acc[:rows], pv)
         for i in range(rows):
             t = t0 + i
             if running_max[i] == neg_inf:               # no visible key: zero output, lse = -inf
@@ -275,11 +282,7 @@ def attention_backward_head_loops(dout, q, k, v, out, lse, b, h, scale, causal, 
             mask_and_scale_jit(probs, t0, s0, T, S, causal, padding[b], scale, lse[b, h, t0:t0 + rows])
             dkv = dkv_buffer[:cols * D].reshape((cols, D))
             np.dot(probs.T, dout_block, dkv)                               # dv_s += sum_t p_ts dout_t
-            for j in range(cols):
-                dv_row = dv_head[s0 + j]
-                dkv_row = dkv[j]
-                for d in range(D):
-                    dv_row[d] += dkv_row[d]
+            add_into_jit(dv_head[s0:s0 + cols], dkv)
             dprobs = dprobs_buffer[:rows * cols].reshape((rows, cols))
             np.dot(dout_block, v_tile.T, dprobs)                           # dp_ts = dout_t . v_s
             for i in range(rows):                       # dprobs becomes scale * ds_ts, in place
@@ -290,17 +293,9 @@ def attention_backward_head_loops(dout, q, k, v, out, lse, b, h, scale, causal, 
                     dp_row[j] = p_row[j] * (dp_row[j] - delta_t) * scale
             dq_part = dq_buffer[:rows * D].reshape((rows, D))
             np.dot(dprobs, k_tile, dq_part)                                # dq_t += sum_s ds_ts k_s
-            for i in range(rows):
-                dq_row = dq_head[t0 + i]
-                part_row = dq_part[i]
-                for d in range(D):
-                    dq_row[d] += part_row[d]
+            add_into_jit(dq_head[t0:t0 + rows], dq_part)
             np.dot(dprobs.T, q_block, dkv)                                 # dk_s += sum_t ds_ts q_t
-            for j in range(cols):
-                dk_row = dk_head[s0 + j]
-                dkv_row = dkv[j]
-                for d in range(D):
-                    dk_row[d] += dkv_row[d]
+            add_into_jit(dk_head[s0:s0 + cols], dkv)
     for t in range(T):
         for d in range(D):
             dq[b, h, t, d] = dq_head[t, d]
