@@ -1,19 +1,12 @@
 """Process-wide settings that make a training step fast on a small CPU, applied on import.
 
 Each was measured on the reference training step (docs/kernels.md, `python -m numpy_transformer.bench`
-compares the step with and without it), and each gives way to a value you set yourself:
+compares the step with and without it), and each gives way to a value you set yourself. (The kernels'
+own threads, kernels/threads.py, block on a lock when idle and need no setting.)
 
-OMP_WAIT_POLICY=PASSIVE, and GOMP_SPINCOUNT=10000 when you set neither
-    Numba runs `prange` loops on OpenMP threads, which by default keep spinning after a loop ends,
-    so the BLAS call that follows finds its cores taken (2.2-3.5x slower steps). PASSIVE makes them
-    sleep at once; but then every parallel loop pays for waking them (~50 us here), which made
-    token-by-token generation, hundreds of tiny loops, 4x slower. GNU OpenMP (Numba's on Linux)
-    lets an explicit GOMP_SPINCOUNT override the policy: 10000 spins, about 0.1 ms, bridges the
-    gap between two tiny loops and is over before a matmul could notice. Other OpenMP runtimes
-    ignore GOMP_SPINCOUNT and keep PASSIVE. Both are read when Numba starts its threads.
 OPENBLAS_THREAD_TIMEOUT=4
-    The same for OpenBLAS: its idle threads poll for 2^28 clock cycles (~0.1 s) after every call,
-    most of the time between two matmuls, and the Numba kernels in between ran at about half speed.
+    OpenBLAS's idle threads poll for 2^28 clock cycles (~0.1 s) after every call, most of the time
+    between two matmuls, and the Numba kernels in between ran at about half speed.
     2^4 cycles: they go to sleep at once. Read when NumPy is first imported, so it only takes effect
     when numpy_transformer is imported first (as `python -m numpy_transformer ...` does).
 glibc malloc: keep freed memory (M_TRIM_THRESHOLD 512 MiB, M_MMAP_THRESHOLD 32 MiB)
@@ -58,8 +51,5 @@ def setdefault_env(name, value):
 
 def apply():
     """Make the settings above (environment variables only where you have not set them)."""
-    if "OMP_WAIT_POLICY" not in os.environ:     # (your OMP_WAIT_POLICY=ACTIVE must not be overridden)
-        setdefault_env("GOMP_SPINCOUNT", "10000")
-    setdefault_env("OMP_WAIT_POLICY", "PASSIVE")
     setdefault_env("OPENBLAS_THREAD_TIMEOUT", "4")
     keep_freed_memory()

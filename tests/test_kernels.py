@@ -111,18 +111,18 @@ def test_bitwise_attention(case, rng):
     q_strided = np.ascontiguousarray(q.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)   # as the model passes it
 
     def forward_args():
-        return (q_strided, k, v, 0.5, causal, padding, np.zeros_like(q), np.zeros((B, H, T)),
+        return (0, B * H, q_strided, k, v, 0.5, causal, padding, np.zeros_like(q), np.zeros((B, H, T)),
                 np.zeros((B, H, T, S)), True)
-    compiled, python = run_twice(attention_kernels.attention_forward_jit, forward_args, (6, 7, 8))
+    compiled, python = run_twice(attention_kernels.attention_forward_jit, forward_args, (8, 9, 10))
     for a, b in zip(compiled, python):
         np.testing.assert_array_equal(a, b)
     out, lse = compiled[0], compiled[1]
     dout = rng.standard_normal(q.shape)
 
     def backward_args():
-        return (dout, q_strided, k, v, out, lse, 0.5, causal, padding,
+        return (0, B * H, dout, q_strided, k, v, out, lse, 0.5, causal, padding,
                 np.zeros_like(q), np.zeros_like(k), np.zeros_like(v))
-    compiled, python = run_twice(attention_kernels.attention_backward_jit, backward_args, (9, 10, 11))
+    compiled, python = run_twice(attention_kernels.attention_backward_jit, backward_args, (11, 12, 13))
     for a, b in zip(compiled, python):
         np.testing.assert_array_equal(a, b)
 
@@ -134,41 +134,45 @@ def test_bitwise_bias_activation(activation, rng):
     dhidden = rng.standard_normal((5, 70))
     code = ffn_kernels.activation_code(activation)
     compiled, python = run_twice(ffn_kernels.bias_act_forward_jit,
-                                 lambda: (pre.copy(), bias, code, np.zeros_like(pre)), (0, 3))
+                                 lambda: (0, 5, pre.copy(), bias, code, np.zeros_like(pre)), (2, 5))
     for a, b in zip(compiled, python):
         np.testing.assert_array_equal(a, b)
     compiled, python = run_twice(ffn_kernels.bias_act_backward_jit,
-                                 lambda: (dhidden, pre, code, np.zeros_like(pre), np.zeros(70)), (3, 4))
+                                 lambda: (0, 1, dhidden, pre, code, np.zeros_like(pre), np.zeros((1, 70))), (5, 6))
     for a, b in zip(compiled, python):
         np.testing.assert_array_equal(a, b)
+    dpre, dbias_blocks = compiled
+    np.testing.assert_allclose(dbias_blocks[0], dpre.sum(axis=0), rtol=1e-12)   # the block's part of the bias gradient
 
 
 def test_bitwise_layernorm_and_loss(rng):
     x = rng.standard_normal((6, 40))
     gamma, beta = rng.standard_normal(40), rng.standard_normal(40)
     compiled, python = run_twice(layernorm_kernels.layernorm_forward_jit,
-                                 lambda: (x, gamma, beta, 1e-5, np.zeros_like(x), np.zeros_like(x),
-                                          np.zeros((6, 1))), (4, 5, 6))
+                                 lambda: (0, 6, x, gamma, beta, 1e-5, np.zeros_like(x), np.zeros_like(x),
+                                          np.zeros((6, 1))), (6, 7, 8))
     for a, b in zip(compiled, python):
         np.testing.assert_array_equal(a, b)
     dy = rng.standard_normal((6, 40))
     compiled, python = run_twice(layernorm_kernels.layernorm_backward_jit,
-                                 lambda: (dy, x, gamma, np.ones((6, 1)), np.zeros_like(x), np.zeros(40),
-                                          np.zeros(40)), (4, 5, 6))
+                                 lambda: (0, 1, dy, x, gamma, np.ones((6, 1)), np.zeros_like(x), np.zeros((1, 40)),
+                                          np.zeros((1, 40))), (6, 7, 8))
     for a, b in zip(compiled, python):
         np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(compiled[1][0], (dy * x).sum(axis=0), rtol=1e-12)   # dgamma's part of block 0
+    np.testing.assert_allclose(compiled[2][0], dy.sum(axis=0), rtol=1e-12)         # dbeta's
     logits = rng.standard_normal((6, 11))
     targets = np.array([1, 0, -100, 10, 3, 3])
     compiled, python = run_twice(loss_kernels.cross_entropy_forward_jit,
-                                 lambda: (logits, targets, -100, 0.1, np.zeros_like(logits),
-                                          np.zeros_like(logits), np.zeros(6)), (4, 5, 6))
+                                 lambda: (0, 6, logits, targets, -100, 0.1, np.zeros_like(logits),
+                                          np.zeros_like(logits), np.zeros(6)), (6, 7, 8))
     for a, b in zip(compiled, python):
         np.testing.assert_array_equal(a, b)
 
 
 def test_bitwise_matmul(rng):
     a, b = rng.standard_normal((37, 9)), rng.standard_normal((9, 21))
-    compiled, python = run_twice(matmul_tiled_jit, lambda: (a, b, np.zeros((37, 21))), (2,))
+    compiled, python = run_twice(matmul_tiled_jit, lambda: (0, 1, a, b, np.zeros((37, 21))), (4,))
     np.testing.assert_array_equal(compiled[0], python[0])
     assert python_source(matmul_tiled_jit) is matmul_tiled_loops
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from numpy_transformer.kernels import matmul as matmul_kernels
-from numpy_transformer.kernels.matmul import matmul_tiled, matmul_tiled_jit
+from numpy_transformer.kernels.matmul import matmul_tiled, matmul_tiled_jit, tile_count
 
 MC, NC, KC = matmul_kernels.MC, matmul_kernels.NC, matmul_kernels.KC
 
@@ -31,8 +31,11 @@ def test_jitted_equals_python_across_tile_edges(rng):
     """Bit for bit in float64, with a partial slice of k and padded rows (small enough for Python)."""
     a, b = rng.standard_normal((MC + 3, KC + 5)), rng.standard_normal((KC + 5, 19))
     compiled, python = np.zeros((MC + 3, 19)), np.zeros((MC + 3, 19))
-    matmul_tiled_jit(a, b, compiled)
-    getattr(matmul_tiled_jit, "py_func", matmul_tiled_jit)(a, b, python)
+    tiles = tile_count(MC + 3, 19)                      # 2: a full tile of rows and 3 rows more
+    assert tiles == 2
+    matmul_tiled_jit(0, tiles, a, b, compiled)
+    getattr(matmul_tiled_jit, "py_func", matmul_tiled_jit)(0, tiles, a, b, python)
+    np.testing.assert_allclose(compiled, a @ b, rtol=1e-12, atol=1e-12)
     np.testing.assert_array_equal(compiled, python)
 
 
@@ -42,7 +45,7 @@ def test_non_contiguous_inputs_and_overwrite(rng):
     np.testing.assert_allclose(matmul_tiled(a, b), a @ b, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(matmul_tiled(b.T, a.T), (a @ b).T, rtol=1e-12, atol=1e-12)
     c = np.full((40, 50), np.nan)                       # the kernel overwrites c, it does not add to it
-    matmul_tiled_jit(np.ascontiguousarray(a), b, c)
+    matmul_tiled_jit(0, 1, np.ascontiguousarray(a), b, c)
     np.testing.assert_allclose(c, a @ b, rtol=1e-12, atol=1e-12)
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from numpy_transformer import runtime
 
-SETTINGS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OPENBLAS_THREAD_TIMEOUT")
+SETTINGS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OPENBLAS_THREAD_TIMEOUT")   # OpenMP's: must stay untouched
 REPORT = f"import json, os, numpy_transformer; print(json.dumps({{k: os.environ.get(k) for k in {SETTINGS}}}))"
 
 
@@ -20,13 +20,12 @@ def environment_after_import(**env):
     return json.loads(out.stdout)
 
 
-def test_import_sets_sleeping_threads_unless_the_user_chose():
-    assert environment_after_import() == {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "10000",
+def test_import_sets_sleeping_blas_threads_unless_the_user_chose():
+    # no OpenMP setting: nothing in the package uses OpenMP (the kernels run on their own threads),
+    # and another library in the same process (torch) keeps its own defaults
+    assert environment_after_import() == {"OMP_WAIT_POLICY": None, "GOMP_SPINCOUNT": None,
                                           "OPENBLAS_THREAD_TIMEOUT": "4"}
-    # a wait policy of the user's own is not overridden by a spin count (GNU OpenMP lets the count win)
-    assert environment_after_import(OMP_WAIT_POLICY="ACTIVE", OPENBLAS_THREAD_TIMEOUT="28") == {
-        "OMP_WAIT_POLICY": "ACTIVE", "GOMP_SPINCOUNT": None, "OPENBLAS_THREAD_TIMEOUT": "28"}
-    assert environment_after_import(GOMP_SPINCOUNT="0")["GOMP_SPINCOUNT"] == "0"
+    assert environment_after_import(OPENBLAS_THREAD_TIMEOUT="28")["OPENBLAS_THREAD_TIMEOUT"] == "28"
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mallopt is glibc's")

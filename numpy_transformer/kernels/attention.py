@@ -29,15 +29,17 @@ transposed copy of a whole array is ever made. The wrappers allocate outputs in 
 order and return (B, H, T, D) views of them, so merging the heads afterwards is free.
 
 Each loop function is plain Python (run it with NUMBA_DISABLE_JIT=1 to step through it in a debugger)
-and is compiled by alias below. The outer prange runs over (batch, head) pairs: their outputs are
-independent, so the result does not depend on how threads share the work.
+and is compiled by alias below. The outer loop runs over a slice of the (batch, head) pairs, and
+kernels/threads.py gives each thread its slice: the pairs' outputs are independent, so the result does
+not depend on how the threads share them.
 """
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ..layers.attention import AttentionCache, check_key_padding_mask
+from .threads import run_tasks
 
 QUERY_BLOCK = 64       # queries per block at most: any T works (the last block is shorter)
 KEY_TILE = 64          # keys per tile
@@ -46,6 +48,7 @@ KEY_TILE = 64          # keys per tile
 # measured here, a 64 x 128 x 64 tile made attention 40-70x slower. So a block of queries has at most
 # BLAS_SINGLE_THREAD_WORK / (KEY_TILE * D) rows (64 for D <= 64, 32 for D = 128).
 BLAS_SINGLE_THREAD_WORK = 4 * 65536
+NS_PER_MULTIPLY_ADD = 0.1   # one thread's time per multiply-add of the small BLAS tiles, roughly (run_tasks' estimate)
 
 
 def query_block_rows(D):
@@ -309,36 +312,38 @@ attention_forward_head_jit = njit(cache=True, error_model="numpy")(attention_for
 attention_backward_head_jit = njit(cache=True, error_model="numpy")(attention_backward_head_loops)
 
 
-def attention_forward_loops(q, k, v, scale, causal, padding, out, lse, weights, keep_weights):
-    """Fill out (B, H, T, D), lse (B, H, T) and, if keep_weights, weights (B, H, T, S).
+def attention_forward_loops(first, last, q, k, v, scale, causal, padding, out, lse, weights, keep_weights):
+    """Fill out (B, H, T, D), lse (B, H, T) and, if keep_weights, weights (B, H, T, S), for the
+    (batch, head) pairs numbered first..last-1 (pair b * H + h).
 
     q: (B, H, T, D), k, v: (B, H, S, D), any strides; padding: (B, S) bool, True = masked key (all
     False without a padding mask); scale: 1 / sqrt(D); out may be any strided view. A query that
     sees no key gets out = 0 and lse = -inf, as in the reference. Loops run along the last axis of
     1-D views indexed from 0, so they vectorise without fastmath.
     """
-    B, H = q.shape[0], q.shape[1]
-    for bh in prange(B * H):                            # independent (batch, head) pairs
+    H = q.shape[1]
+    for bh in range(first, last):                       # independent (batch, head) pairs
         b = bh // H
         h = bh - b * H
         attention_forward_head_jit(q, k, v, b, h, scale, causal, padding, out, lse, weights, keep_weights)
 
 
-def attention_backward_loops(dout, q, k, v, out, lse, scale, causal, padding, dq, dk, dv):
-    """Fill dq (B, H, T, D), dk, dv (B, H, S, D); every input and output may be a strided view.
+def attention_backward_loops(first, last, dout, q, k, v, out, lse, scale, causal, padding, dq, dk, dv):
+    """Fill dq (B, H, T, D), dk, dv (B, H, S, D) for the (batch, head) pairs first..last-1; every
+    input and output may be a strided view.
 
     Weights are recomputed block by tile from q, k and lse, never stored. dk and dv sum over query
-    blocks, but only within one (batch, head) pair, so the prange iterations write disjoint outputs.
+    blocks, but only within one (batch, head) pair, so different pairs write disjoint outputs.
     """
-    B, H = q.shape[0], q.shape[1]
-    for bh in prange(B * H):
+    H = q.shape[1]
+    for bh in range(first, last):
         b = bh // H
         h = bh - b * H
         attention_backward_head_jit(dout, q, k, v, out, lse, b, h, scale, causal, padding, dq, dk, dv)
 
 
-attention_forward_jit = njit(cache=True, error_model="numpy", parallel=True)(attention_forward_loops)
-attention_backward_jit = njit(cache=True, error_model="numpy", parallel=True)(attention_backward_loops)
+attention_forward_jit = njit(cache=True, error_model="numpy", nogil=True)(attention_forward_loops)
+attention_backward_jit = njit(cache=True, error_model="numpy", nogil=True)(attention_backward_loops)
 
 
 def padding_or_none(key_padding_mask, B, S):
@@ -369,7 +374,8 @@ def attention_forward(q, k, v, causal=False, key_padding_mask=None, need_weights
     weights_shape = (B, H, T, S) if need_weights else (0, 0, 0, 0)
     weights = np.empty(weights_shape, dtype=q.dtype)    # (B, H, T, S), or empty
     padding = padding_or_none(key_padding_mask, B, S)   # (B, S)
-    attention_forward_jit(q, k, v, scale, causal, padding, out, lse, weights, need_weights)
+    run_tasks(attention_forward_jit, B * H, q, k, v, scale, causal, padding, out, lse, weights, need_weights,
+              work_ns=NS_PER_MULTIPLY_ADD * 2 * B * H * T * S * D)
     cache = AttentionCache(q, k, v, out, lse, weights if need_weights else None, scale, causal, key_padding_mask)
     return out, cache
 
@@ -384,5 +390,6 @@ def attention_backward(dout, cache):
     dk = empty_heads(B, H, S, D, q.dtype)               # (B, H, S, D)
     dv = empty_heads(B, H, S, D, q.dtype)               # (B, H, S, D)
     padding = padding_or_none(cache.key_padding_mask, B, S)   # (B, S)
-    attention_backward_jit(dout, q, k, v, cache.out, cache.lse, cache.scale, cache.causal, padding, dq, dk, dv)
+    run_tasks(attention_backward_jit, B * H, dout, q, k, v, cache.out, cache.lse, cache.scale, cache.causal, padding,
+              dq, dk, dv, work_ns=NS_PER_MULTIPLY_ADD * 4 * B * H * T * S * D)
     return dq, dk, dv

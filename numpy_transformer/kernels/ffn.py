@@ -5,21 +5,25 @@ kernels/matmul.py); Numba fuses what surrounds them, work that NumPy would do in
 over (N, F) arrays, each allocating a temporary:
     forward:  pre = x W1 (BLAS), then ONE pass: pre += b1, hidden = act(pre)
     backward: dhidden = dout W2^T (BLAS), then ONE pass: dpre = dhidden * act'(pre),
-              and db1 = sum over rows of dpre (a reduction split by columns, so threads never share a sum)
+              and db1 = sum over rows of dpre (each block of rows sums its part, then the parts are added)
 Activations: "relu", "gelu" (exact, x Phi(x) with erf) and "gelu_tanh" (GPT-2's approximation),
 with the same formulas as layers/activations.py.
 """
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
+
+from .threads import run_tasks
 
 ACTIVATION_CODES = {"relu": 0, "gelu": 1, "gelu_tanh": 2}
 SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 INV_SQRT_2 = 1.0 / math.sqrt(2.0)
 INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 GELU_CUBIC = 0.044715
-COLUMN_CHUNK = 64       # columns per parallel task of the bias-gradient reduction
+ROW_BLOCK = 64          # rows per task of the backward; each block sums its own part of the bias gradient,
+                        # and the parts are added in block order: the same result on any number of threads
+NS_PER_ENTRY = 3.0      # one thread's time per entry of the bias + GELU pass, roughly (run_tasks' estimate)
 # for exp_nonpositive_loops: a Cody-Waite split of ln 2 (n * LN2_HI is exact, in float32 too: 16 bits times 6)
 LN2_HI = 0.693145751953125
 LN2_LO = 1.4286068203094172321e-06
@@ -31,55 +35,58 @@ EXP_TAYLOR = (1.0 / 479001600, 1.0 / 39916800, 1.0 / 3628800, 1.0 / 362880, 1.0 
 
 
 # Why the helpers look the way they do (the first and last points were measured here: each gave ~1.3-1.6x):
-# - Every constant is cast to the working dtype (like.dtype.type(...)). Numba types a Python float, and even
+# - Every constant is cast to the working dtype (dtype.type(...)). Numba types a Python float, and even
 #   an int such as 2, as float64, so `2 * u` with u float32 turns the whole chain into float64: half as many
 #   lanes per instruction and slower division.
 # - No int64 anywhere: np.floor keeps the whole number as a float (one vector instruction), and 2^-n comes
 #   from int32 shifts. math.floor returns an int64, and AVX2 (a student's laptop; this machine also has
 #   AVX-512) has no vector conversion between floats and int64.
+# - The helpers take the dtype (pre.dtype), not an array to read it from: an array passed into an inlined
+#   helper is reference-counted on every call, and inside a function with more than one loop Numba did not
+#   remove those calls, so the loop stopped vectorising (measured: 10x slower).
 # - The kernels are compiled with error_model="numpy": under Numba's default ("python") every division checks
 #   for a zero divisor to raise ZeroDivisionError, and that branch stops the loop from vectorising. No divisor
 #   here can be zero; NumPy scalars (NUMBA_DISABLE_JIT=1) behave the same way.
 # The same Taylor polynomial for exp also stands in kernels/attention.py, on purpose: a kernel and its helpers
 # live in one module (docs/kernels.md: a cached caller of a helper edited in another module returned stale
 # results). This copy returns exp(x) as mantissa / scale so that tanh saves a division (measured).
-def exp_parts_loops(x, like):
-    """exp(x) = mantissa / scale for x <= 0, from plain arithmetic in like's dtype, so that loops calling it
+def exp_parts_loops(x, dtype):
+    """exp(x) = mantissa / scale for x <= 0, from plain arithmetic in that dtype, so that loops calling it
     vectorise (math.exp is a scalar library call here: no SVML). x = n ln2 + r with |r| <= ln2 / 2:
     mantissa = exp(r) by its Taylor series to r^12 (truncation < 2e-16 relative), scale = 2^-n >= 1.
     The division is left to the caller: tanh needs only (scale - mantissa) / (scale + mantissa).
     x is clamped at EXP_FLUSH (-41), so exp(x) < 1.6e-18 comes out as exp(-41): see exp_nonpositive_loops."""
-    x = max(x, like.dtype.type(EXP_FLUSH))             # a select, not a branch: keeps -inf out too
-    n = np.floor(x * like.dtype.type(LOG2E) + like.dtype.type(0.5))   # round(x / ln2) in [-59, 0], a float
-    r = (x - n * like.dtype.type(LN2_HI)) - n * like.dtype.type(LN2_LO)
-    mantissa = like.dtype.type(EXP_TAYLOR[0])
+    x = max(x, dtype.type(EXP_FLUSH))                  # a select, not a branch: keeps -inf out too
+    n = np.floor(x * dtype.type(LOG2E) + dtype.type(0.5))   # round(x / ln2) in [-59, 0], a float
+    r = (x - n * dtype.type(LN2_HI)) - n * dtype.type(LN2_LO)
+    mantissa = dtype.type(EXP_TAYLOR[0])
     for coefficient in EXP_TAYLOR[1:]:                 # Horner: (...(c12 r + c11) r + ...) r + 1
-        mantissa = mantissa * r + like.dtype.type(coefficient)
+        mantissa = mantissa * r + dtype.type(coefficient)
     # 2^-n = 2^a 2^b with a, b <= 30: each an int32 shift, converted exactly. int32 -> float conversion is one
     # vector instruction, int64 -> float is not, and Numba widens shifts to int64: hence the np.int32 around each.
     steps = -n
-    a = min(steps, like.dtype.type(30))
-    power_a = like.dtype.type(np.int32(np.int32(1) << np.int32(a)))
-    power_b = like.dtype.type(np.int32(np.int32(1) << np.int32(steps - a)))
+    a = min(steps, dtype.type(30))
+    power_a = dtype.type(np.int32(np.int32(1) << np.int32(a)))
+    power_b = dtype.type(np.int32(np.int32(1) << np.int32(steps - a)))
     scale = power_a * power_b                           # 2^-n exactly (<= 2^59)
     return mantissa, scale
 
 
-def exp_nonpositive_loops(x, like):
-    """exp(x) for x <= 0 in like's dtype; below EXP_FLUSH (-41) the result is 0 (true value < 1.6e-18)."""
-    mantissa, scale = exp_parts_jit(x, like)
+def exp_nonpositive_loops(x, dtype):
+    """exp(x) for x <= 0 in dtype; below EXP_FLUSH (-41) the result is 0 (true value < 1.6e-18)."""
+    mantissa, scale = exp_parts_jit(x, dtype)
     value = mantissa / scale
-    return value if x > like.dtype.type(EXP_FLUSH) else like.dtype.type(0)   # a select on values
+    return value if x > dtype.type(EXP_FLUSH) else dtype.type(0)   # a select on values
 
 
-def tanh_loops(u, like):
+def tanh_loops(u, dtype):
     """tanh(u) = sign(u) (1 - e) / (1 + e) with e = exp(-2 |u|) in (0, 1]: no overflow, vectorisable.
     With e = mantissa / scale this is (scale - mantissa) / (scale + mantissa): one division, not two.
     For |u| > 20.5 the clamped e (< 1.6e-18) is below half an ulp of 1, so t is exactly +-1 as it should be.
-    Computed in like's dtype; the sign is a select on values, not a branch."""
-    mantissa, scale = exp_parts_jit(like.dtype.type(-2) * abs(u), like)
+    Computed in dtype; the sign is a select on values, not a branch."""
+    mantissa, scale = exp_parts_jit(dtype.type(-2) * abs(u), dtype)
     t = (scale - mantissa) / (scale + mantissa)
-    return t if u >= like.dtype.type(0) else -t
+    return t if u >= dtype.type(0) else -t
 
 
 exp_parts_jit = njit(cache=True, inline="always", error_model="numpy")(exp_parts_loops)   # inlined into the kernels
@@ -87,22 +94,22 @@ exp_nonpositive_jit = njit(cache=True, inline="always", error_model="numpy")(exp
 tanh_jit = njit(cache=True, inline="always", error_model="numpy")(tanh_loops)
 
 
-def bias_act_forward_loops(pre, bias, code, hidden):
-    """In place: pre[n, f] += bias[f]; then hidden[n, f] = act(pre[n, f]).
+def bias_act_forward_loops(first, last, pre, bias, code, hidden):
+    """In place, for rows n = first..last-1: pre[n, f] += bias[f]; then hidden[n, f] = act(pre[n, f]).
 
     pre: (N, F) the BLAS output x W1, owned by the caller and turned into x W1 + b1 (the cache
     keeps it: the backward needs the activation's input); bias: (F,); hidden: (N, F) output.
     code: 0 relu, 1 gelu (exact), 2 gelu_tanh. The branch sits outside the loop over a row, and
     the loop runs over 1-D row views indexed from 0, so it vectorises.
     """
-    N, F = pre.shape
+    F = pre.shape[1]
     half = pre.dtype.type(0.5)
     one = pre.dtype.type(1)
     zero = pre.dtype.type(0)
     inv_sqrt_2 = pre.dtype.type(INV_SQRT_2)
     sqrt_2_over_pi = pre.dtype.type(SQRT_2_OVER_PI)
     cubic = pre.dtype.type(GELU_CUBIC)
-    for n in prange(N):                                 # rows are independent
+    for n in range(first, last):                        # rows are independent
         pre_row = pre[n]                                # (F,) views
         hidden_row = hidden[n]                          # (F,)
         for f in range(F):
@@ -119,16 +126,17 @@ def bias_act_forward_loops(pre, bias, code, hidden):
             for f in range(F):
                 z = pre_row[f]
                 inner = sqrt_2_over_pi * (z + cubic * z * z * z)
-                hidden_row[f] = z * (half * (one + tanh_jit(inner, pre_row)))
+                hidden_row[f] = z * (half * (one + tanh_jit(inner, pre.dtype)))
 
 
-def bias_act_backward_loops(dhidden, pre, code, dpre, dbias):
-    """dpre = dhidden * act'(pre) (N, F), and dbias = sum over rows of dpre (F,), overwritten.
+def bias_act_backward_loops(first, last, dhidden, pre, code, dpre, dbias_blocks):
+    """dpre = dhidden * act'(pre), all (N, F), for the blocks of ROW_BLOCK rows first..last-1;
+    dbias_blocks[block] (F,) = the sum of dpre over that block's rows (the bias gradient, in parts).
 
     act'(z): relu 1 if z > 0 else 0;  gelu Phi(z) + z phi(z);
     gelu_tanh (1 + t) / 2 + z (1 - t^2) u' / 2 with u = sqrt(2/pi)(z + 0.044715 z^3), t = tanh(u).
     """
-    N, F = pre.shape
+    F = pre.shape[1]
     half = pre.dtype.type(0.5)
     one = pre.dtype.type(1)
     zero = pre.dtype.type(0)
@@ -137,41 +145,37 @@ def bias_act_backward_loops(dhidden, pre, code, dpre, dbias):
     sqrt_2_over_pi = pre.dtype.type(SQRT_2_OVER_PI)
     cubic = pre.dtype.type(GELU_CUBIC)
     cubic3 = pre.dtype.type(3 * GELU_CUBIC)
-    for n in prange(N):
-        pre_row = pre[n]                                # (F,) views
-        dhidden_row = dhidden[n]                        # (F,)
-        dpre_row = dpre[n]                              # (F,)
-        if code == 0:
+    N = pre.shape[0]
+    for block in range(first, last):
+        block_sum = dbias_blocks[block]                 # (F,) this block's part of dbias
+        block_sum[:] = zero
+        for n in range(block * ROW_BLOCK, min(N, (block + 1) * ROW_BLOCK)):
+            pre_row = pre[n]                            # (F,) views
+            dhidden_row = dhidden[n]                    # (F,)
+            dpre_row = dpre[n]                          # (F,)
+            if code == 0:
+                for f in range(F):
+                    dpre_row[f] = dhidden_row[f] if pre_row[f] > zero else zero
+            elif code == 1:
+                for f in range(F):
+                    z = pre_row[f]
+                    cdf = half * (one + math.erf(z * inv_sqrt_2))
+                    pdf = inv_sqrt_2pi * exp_nonpositive_jit(-half * z * z, pre.dtype)
+                    dpre_row[f] = dhidden_row[f] * (cdf + z * pdf)
+            else:
+                for f in range(F):
+                    z = pre_row[f]
+                    inner = sqrt_2_over_pi * (z + cubic * z * z * z)
+                    t = tanh_jit(inner, pre.dtype)
+                    dinner = sqrt_2_over_pi * (one + cubic3 * z * z)
+                    slope = half * (one + t) + half * z * (one - t * t) * dinner
+                    dpre_row[f] = dhidden_row[f] * slope
             for f in range(F):
-                dpre_row[f] = dhidden_row[f] if pre_row[f] > zero else zero
-        elif code == 1:
-            for f in range(F):
-                z = pre_row[f]
-                cdf = half * (one + math.erf(z * inv_sqrt_2))
-                pdf = inv_sqrt_2pi * exp_nonpositive_jit(-half * z * z, pre_row)
-                dpre_row[f] = dhidden_row[f] * (cdf + z * pdf)
-        else:
-            for f in range(F):
-                z = pre_row[f]
-                inner = sqrt_2_over_pi * (z + cubic * z * z * z)
-                t = tanh_jit(inner, pre_row)
-                dinner = sqrt_2_over_pi * (one + cubic3 * z * z)
-                slope = half * (one + t) + half * z * (one - t * t) * dinner
-                dpre_row[f] = dhidden_row[f] * slope
-    num_chunks = (F + COLUMN_CHUNK - 1) // COLUMN_CHUNK
-    for chunk in prange(num_chunks):                    # each task owns its columns: no shared sums
-        first = chunk * COLUMN_CHUNK
-        width = min(COLUMN_CHUNK, F - first)
-        dbias_chunk = dbias[first:first + width]        # (width,) a view
-        dbias_chunk[:] = zero
-        for n in range(N):
-            dpre_chunk = dpre[n, first:first + width]   # (width,)
-            for f in range(width):
-                dbias_chunk[f] += dpre_chunk[f]
+                block_sum[f] += dpre_row[f]
 
 
-bias_act_forward_jit = njit(cache=True, parallel=True, error_model="numpy")(bias_act_forward_loops)
-bias_act_backward_jit = njit(cache=True, parallel=True, error_model="numpy")(bias_act_backward_loops)
+bias_act_forward_jit = njit(cache=True, nogil=True, error_model="numpy")(bias_act_forward_loops)
+bias_act_backward_jit = njit(cache=True, nogil=True, error_model="numpy")(bias_act_backward_loops)
 
 
 def activation_code(activation):
@@ -183,16 +187,20 @@ def activation_code(activation):
 def bias_act_forward(pre, bias, activation):
     """hidden = act(pre + bias), with pre (N, F) updated in place to pre + bias. -> (hidden, pre)."""
     hidden = np.empty_like(pre)                         # (N, F)
-    bias_act_forward_jit(pre, bias, activation_code(activation), hidden)
+    run_tasks(bias_act_forward_jit, pre.shape[0], pre, bias, activation_code(activation), hidden,
+              work_ns=NS_PER_ENTRY * pre.size)
     return hidden, pre
 
 
 def bias_act_backward(dhidden, pre, activation):
     """-> dpre (N, F), dbias (F,) for hidden = act(pre), pre = x W1 + b1."""
+    N, F = pre.shape
+    blocks = (N + ROW_BLOCK - 1) // ROW_BLOCK
     dpre = np.empty_like(pre)                           # (N, F)
-    dbias = np.empty(pre.shape[1], dtype=pre.dtype)     # (F,)
-    bias_act_backward_jit(np.ascontiguousarray(dhidden), pre, activation_code(activation), dpre, dbias)
-    return dpre, dbias
+    dbias_blocks = np.empty((blocks, F), dtype=pre.dtype)   # (blocks, F)
+    run_tasks(bias_act_backward_jit, blocks, np.ascontiguousarray(dhidden), pre, activation_code(activation), dpre,
+              dbias_blocks, work_ns=NS_PER_ENTRY * pre.size)
+    return dpre, dbias_blocks.sum(axis=0)               # (N, F), (F,)
 
 
 def ffn_forward(x, w1, b1, w2, b2, activation="relu"):

@@ -9,18 +9,23 @@ backward: dlogits = dloss (p - q) / N_counted on counted rows, 0 on ignored ones
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ..layers.loss import check_targets
+from .threads import run_tasks
+
+NS_PER_ENTRY = 8.0      # one thread's time per logit in the forward (an exp and a log each), roughly
+NS_PER_ENTRY_BACKWARD = 0.2   # ... and in the backward (for run_tasks' estimate)
 
 
-def cross_entropy_forward_loops(logits, targets, ignore_index, label_smoothing, probs, target_dist, row_loss):
-    """logits: (N, V), targets: (N,) -> fills probs (N, V), target_dist (N, V), row_loss (N,)."""
+def cross_entropy_forward_loops(first, last, logits, targets, ignore_index, label_smoothing, probs, target_dist,
+                                row_loss):
+    """logits: (N, V), targets: (N,) -> fills rows first..last-1 of probs (N, V), target_dist (N, V), row_loss (N,)."""
     N, V = logits.shape
     zero = logits.dtype.type(0)
     on_value = logits.dtype.type(1.0 - label_smoothing)
     off_value = logits.dtype.type(label_smoothing / V)
-    for n in prange(N):                                 # rows are independent
+    for n in range(first, last):                        # rows are independent
         row_max = logits[n, 0]
         for v in range(1, V):
             row_max = max(row_max, logits[n, v])
@@ -42,18 +47,19 @@ def cross_entropy_forward_loops(logits, targets, ignore_index, label_smoothing, 
         row_loss[n] = loss
 
 
-def cross_entropy_backward_loops(scale, probs, target_dist, counted, dlogits):
-    """dlogits[n] = scale (probs[n] - target_dist[n]) on counted rows, 0 elsewhere; scale = dloss / N."""
+def cross_entropy_backward_loops(first, last, scale, probs, target_dist, counted, dlogits):
+    """dlogits[n] = scale (probs[n] - target_dist[n]) on counted rows n = first..last-1, 0 elsewhere;
+    scale = dloss / N."""
     N, V = probs.shape
     zero = probs.dtype.type(0)
     scale = probs.dtype.type(scale)
-    for n in prange(N):
+    for n in range(first, last):
         for v in range(V):
             dlogits[n, v] = scale * (probs[n, v] - target_dist[n, v]) if counted[n] else zero
 
 
-cross_entropy_forward_jit = njit(cache=True, parallel=True)(cross_entropy_forward_loops)
-cross_entropy_backward_jit = njit(cache=True, parallel=True)(cross_entropy_backward_loops)
+cross_entropy_forward_jit = njit(cache=True, nogil=True)(cross_entropy_forward_loops)
+cross_entropy_backward_jit = njit(cache=True, nogil=True)(cross_entropy_backward_loops)
 
 
 def cross_entropy_forward(logits, targets, ignore_index=-100, label_smoothing=0.0):
@@ -69,7 +75,8 @@ def cross_entropy_forward(logits, targets, ignore_index=-100, label_smoothing=0.
     probs = np.empty_like(flat_logits)                                  # (N, V)
     target_dist = np.empty_like(flat_logits)                            # (N, V)
     row_loss = np.empty(flat_logits.shape[0], dtype=logits.dtype)       # (N,)
-    cross_entropy_forward_jit(flat_logits, flat_targets, ignore_index, label_smoothing, probs, target_dist, row_loss)
+    run_tasks(cross_entropy_forward_jit, flat_logits.shape[0], flat_logits, flat_targets, ignore_index, label_smoothing,
+              probs, target_dist, row_loss, work_ns=NS_PER_ENTRY * flat_logits.size)
     loss = row_loss.sum() / num_counted                                 # scalar, in the logits' dtype
     return loss, (probs, target_dist, counted, num_counted, logits.shape)
 
@@ -78,5 +85,6 @@ def cross_entropy_backward(dloss, cache):
     """Numba twin of layers.loss.cross_entropy_backward -> dlogits (..., V)."""
     probs, target_dist, counted, num_counted, logits_shape = cache
     dlogits = np.empty_like(probs)                                      # (N, V)
-    cross_entropy_backward_jit(dloss / num_counted, probs, target_dist, counted, dlogits)
+    run_tasks(cross_entropy_backward_jit, probs.shape[0], dloss / num_counted, probs, target_dist, counted, dlogits,
+              work_ns=NS_PER_ENTRY_BACKWARD * probs.size)
     return dlogits.reshape(logits_shape)

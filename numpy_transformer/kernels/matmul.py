@@ -20,7 +20,7 @@ BLAS library is built on:
      rows of C with 4 steps of k at once: C[i:i+4, :] += A[i:i+4, k:k+4] @ B[k:k+4, :]. The 16
      entries of A sit in registers, each loaded vector of B feeds 4 rows, and each load/store of C
      carries 4 multiply-adds instead of 1.
-Tiles of C are independent outputs, so they are shared out across the threads with prange.
+Tiles of C are independent outputs, so they are shared out across the threads (kernels/threads.py).
 
 Measured here (n = 1024, float32, 2 threads each): about 0.55x OpenBLAS (100 against 185 GFLOP/s); the
 previous version (i, k, j loops in cache tiles, 4 rows of C per pass, one step of k, no
@@ -36,7 +36,9 @@ Why BLAS still wins:
   - block sizes, prefetching and the split between threads are tuned for each CPU model.
 """
 import numpy as np
-from numba import njit, prange
+from numba import njit
+
+from .threads import run_tasks
 
 MR = 4      # rows of C per micro-kernel pass (the code below writes these 4 rows out by hand)
 KU = 4      # steps of k per micro-kernel pass (idem)
@@ -48,15 +50,15 @@ KC = 256    # steps of k per slice. In float32 the packed blocks of A (MC x KC) 
             # on 2 threads at n = 1024, MC = 256 measured a little faster than MC = 64.
 
 
-def matmul_tiled_loops(a, b, c):
-    """c = a @ b for a: (M, K), b: (K, N), c: (M, N) (overwritten); all C-contiguous, one dtype."""
+def matmul_tiled_loops(first, last, a, b, c):
+    """c = a @ b for a: (M, K), b: (K, N), c: (M, N) (overwritten); all C-contiguous, one dtype.
+    This call fills the tiles numbered first..last-1 (row-major over the grid of MC x NC tiles)."""
     M, K = a.shape
     N = b.shape[1]
     zero = c.dtype.type(0)
     depth_max = min(KC, (K + KU - 1) // KU * KU)        # K rounded up to whole micro-steps, at most KC
-    row_tiles = (M + MC - 1) // MC
     col_tiles = (N + NC - 1) // NC
-    for tile in prange(row_tiles * col_tiles):          # tiles of c: independent outputs
+    for tile in range(first, last):                     # tiles of c: independent outputs
         i0 = (tile // col_tiles) * MC
         j0 = (tile % col_tiles) * NC
         rows = min(MC, M - i0)
@@ -113,7 +115,12 @@ def matmul_tiled_loops(a, b, c):
             for j in range(cols):
                 c_row[j] = c_pack_row[j]
 
-matmul_tiled_jit = njit(cache=True, parallel=True)(matmul_tiled_loops)
+matmul_tiled_jit = njit(cache=True, nogil=True)(matmul_tiled_loops)
+
+
+def tile_count(M, N):
+    """How many MC x NC tiles cover an (M, N) result: the tasks run_tasks shares out."""
+    return ((M + MC - 1) // MC) * ((N + NC - 1) // NC)
 
 
 def matmul_tiled(a, b):
@@ -125,5 +132,6 @@ def matmul_tiled(a, b):
     a = np.ascontiguousarray(a)                         # (M, K)
     b = np.ascontiguousarray(b)                         # (K, N)
     c = np.empty((a.shape[0], b.shape[1]), dtype=a.dtype)   # (M, N)
-    matmul_tiled_jit(a, b, c)
+    run_tasks(matmul_tiled_jit, tile_count(a.shape[0], b.shape[1]), a, b, c,
+              work_ns=0.1 * a.size * b.shape[1])        # ~0.1 ns per multiply-add on one thread
     return c
