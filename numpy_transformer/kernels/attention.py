@@ -162,156 +162,6 @@ def mask_and_scale_loops(scores, t0, s0, T, S, causal, padding_row, scale, lse_b
 mask_and_scale_jit = njit(cache=True, error_model="numpy")(mask_and_scale_loops)
 
 
-def attention_forward_head_loops(q, k, v, b, h, scale, causal, padding, out, lse, weights, keep_weights):
-    """attention_forward_loops for one (batch b, head h) pair: the body of its parallel loop."""
-    B, H, T, D = q.shape
-    S = k.shape[2]
-    zero = q.dtype.type(0)                              # accumulators in the working dtype (float32 stays float32)
-    neg_inf = q.dtype.type(-np.inf)
-    scale = q.dtype.type(scale)
-    no_lse = np.empty(0, dtype=q.dtype)                 # "scores, not weights" for mask_and_scale
-    q_head = np.empty((T, D), dtype=q.dtype)            # (T, D) contiguous copies of this head
-    k_head = np.empty((S, D), dtype=q.dtype)            # (S, D)
-    v_head = np.empty((S, D), dtype=q.dtype)            # (S, D)
-    copy_head_jit(q, b, h, q_head)
-    copy_head_jit(k, b, h, k_head)
-    copy_head_jit(v, b, h, v_head)
-    block = query_block_rows_jit(D)                     # queries per block
-    scores_buffer = np.empty(block * KEY_TILE, dtype=q.dtype)
-    pv_buffer = np.empty(block * D, dtype=q.dtype)
-    acc = np.empty((block, D), dtype=q.dtype)           # running sum of exp(s - m) v, per row
-    running_max = np.empty(block, dtype=q.dtype)
-    running_sum = np.empty(block, dtype=q.dtype)
-    for t0 in range(0, T, block):
-        rows = min(block, T - t0)
-        q_block = q_head[t0:t0 + rows]                  # (rows, D)
-        block_keys = visible_keys_jit(t0 + rows - 1, T, S, causal)       # the block's last row sees most
-        acc[:rows] = zero
-        running_max[:rows] = neg_inf
-        running_sum[:rows] = zero
-        for s0 in range(0, block_keys, KEY_TILE):
-            cols = min(KEY_TILE, block_keys - s0)
-            scores = scores_buffer[:rows * cols].reshape((rows, cols))       # (rows, cols)
-            np.dot(q_block, k_head[s0:s0 + cols].T, scores)                # q_t . k_s, BLAS
-            mask_and_scale_jit(scores, t0, s0, T, S, causal, padding[b], scale, no_lse)
-            for i in range(rows):
-                row = scores[i]                         # (cols,)
-                tile_max = neg_inf
-                for j in range(cols):
-                    tile_max = max(tile_max, row[j])
-                new_max = max(running_max[i], tile_max)
-                if new_max == neg_inf:                  # nothing visible to this row yet
-                    row[:] = zero
-                    continue
-                correction = math.exp(running_max[i] - new_max)       # 0 on the first tile (exp(-inf))
-                acc_row = acc[i]                        # (D,)
-                for d in range(D):
-                    acc_row[d] *= correction
-                for j in range(cols):
-                    row[j] = row[j] - new_max
-                exp_nonpositive_jit(row, cols)          # p = exp(s - m_new), 0 where masked
-                row_total = zero
-                for j in range(cols):
-                    row_total += row[j]
-                running_sum[i] = running_sum[i] * correction + row_total
-                running_max[i] = new_max
-            pv = pv_buffer[:rows * D].reshape((rows, D))
-            np.dot(scores, v_head[s0:s0 + cols], pv)                       # sum_s p_ts v_s, BLAS
-            add_into_jit(acc[:rows], pv)
-        for i in range(rows):
-            t = t0 + i
-            if running_max[i] == neg_inf:               # no visible key: zero output, lse = -inf
-                for d in range(D):
-                    out[b, h, t, d] = zero
-                lse[b, h, t] = neg_inf
-            else:
-                inv_sum = q.dtype.type(1) / running_sum[i]
-                for d in range(D):
-                    out[b, h, t, d] = acc[i, d] * inv_sum
-                lse[b, h, t] = running_max[i] + math.log(running_sum[i])
-        if keep_weights:                                # the (rows, S) map, only when asked for
-            row_lse = lse[b, h, t0:t0 + rows]           # (rows,)
-            for s0 in range(0, S, KEY_TILE):            # tile by tile: each matmul stays on this thread
-                cols = min(KEY_TILE, S - s0)
-                tile = scores_buffer[:rows * cols].reshape((rows, cols))   # (rows, cols)
-                np.dot(q_block, k_head[s0:s0 + cols].T, tile)
-                mask_and_scale_jit(tile, t0, s0, T, S, causal, padding[b], scale, row_lse)
-                for i in range(rows):
-                    target = weights[b, h, t0 + i, s0:s0 + cols]    # (cols,) a view into the output
-                    tile_row = tile[i]
-                    for j in range(cols):
-                        target[j] = tile_row[j]
-
-
-def attention_backward_head_loops(dout, q, k, v, out, lse, b, h, scale, causal, padding, dq, dk, dv):
-    """attention_backward_loops for one (batch b, head h) pair: the body of its parallel loop."""
-    B, H, T, D = q.shape
-    S = k.shape[2]
-    zero = q.dtype.type(0)
-    scale = q.dtype.type(scale)
-    q_head = np.empty((T, D), dtype=q.dtype)            # (T, D) contiguous copies, as in the forward
-    dout_head = np.empty((T, D), dtype=q.dtype)         # (T, D)
-    k_head = np.empty((S, D), dtype=q.dtype)            # (S, D)
-    v_head = np.empty((S, D), dtype=q.dtype)            # (S, D)
-    copy_head_jit(q, b, h, q_head)
-    copy_head_jit(dout, b, h, dout_head)
-    copy_head_jit(k, b, h, k_head)
-    copy_head_jit(v, b, h, v_head)
-    delta = np.empty(T, dtype=q.dtype)                  # (T,) delta_t = dout_t . out_t
-    for t in range(T):
-        total = zero
-        for d in range(D):
-            total += dout_head[t, d] * out[b, h, t, d]
-        delta[t] = total
-    dq_head = np.zeros((T, D), dtype=q.dtype)           # (T, D) sums over key tiles
-    dk_head = np.zeros((S, D), dtype=q.dtype)           # (S, D) sums over query blocks
-    dv_head = np.zeros((S, D), dtype=q.dtype)           # (S, D)
-    block = query_block_rows_jit(D)                     # queries per block
-    probs_buffer = np.empty(block * KEY_TILE, dtype=q.dtype)
-    dprobs_buffer = np.empty(block * KEY_TILE, dtype=q.dtype)
-    dq_buffer = np.empty(block * D, dtype=q.dtype)
-    dkv_buffer = np.empty(KEY_TILE * D, dtype=q.dtype)
-    for t0 in range(0, T, block):
-        rows = min(block, T - t0)
-        q_block = q_head[t0:t0 + rows]                  # (rows, D)
-        dout_block = dout_head[t0:t0 + rows]            # (rows, D)
-        block_keys = visible_keys_jit(t0 + rows - 1, T, S, causal)
-        for s0 in range(0, block_keys, KEY_TILE):
-            cols = min(KEY_TILE, block_keys - s0)
-            k_tile = k_head[s0:s0 + cols]               # (cols, D)
-            v_tile = v_head[s0:s0 + cols]               # (cols, D)
-            probs = probs_buffer[:rows * cols].reshape((rows, cols))       # (rows, cols) p_ts
-            np.dot(q_block, k_tile.T, probs)                               # BLAS
-            mask_and_scale_jit(probs, t0, s0, T, S, causal, padding[b], scale, lse[b, h, t0:t0 + rows])
-            dkv = dkv_buffer[:cols * D].reshape((cols, D))
-            np.dot(probs.T, dout_block, dkv)                               # dv_s += sum_t p_ts dout_t
-            add_into_jit(dv_head[s0:s0 + cols], dkv)
-            dprobs = dprobs_buffer[:rows * cols].reshape((rows, cols))
-            np.dot(dout_block, v_tile.T, dprobs)                           # dp_ts = dout_t . v_s
-            for i in range(rows):                       # dprobs becomes scale * ds_ts, in place
-                p_row = probs[i]
-                dp_row = dprobs[i]
-                delta_t = delta[t0 + i]
-                for j in range(cols):
-                    dp_row[j] = p_row[j] * (dp_row[j] - delta_t) * scale
-            dq_part = dq_buffer[:rows * D].reshape((rows, D))
-            np.dot(dprobs, k_tile, dq_part)                                # dq_t += sum_s ds_ts k_s
-            add_into_jit(dq_head[t0:t0 + rows], dq_part)
-            np.dot(dprobs.T, q_block, dkv)                                 # dk_s += sum_t ds_ts q_t
-            add_into_jit(dk_head[s0:s0 + cols], dkv)
-    for t in range(T):
-        for d in range(D):
-            dq[b, h, t, d] = dq_head[t, d]
-    for s in range(S):
-        for d in range(D):
-            dk[b, h, s, d] = dk_head[s, d]
-            dv[b, h, s, d] = dv_head[s, d]
-
-
-attention_forward_head_jit = njit(cache=True, error_model="numpy")(attention_forward_head_loops)
-attention_backward_head_jit = njit(cache=True, error_model="numpy")(attention_backward_head_loops)
-
-
 def attention_forward_loops(first, last, q, k, v, scale, causal, padding, out, lse, weights, keep_weights):
     """Fill out (B, H, T, D), lse (B, H, T) and, if keep_weights, weights (B, H, T, S), for the
     (batch, head) pairs numbered first..last-1 (pair b * H + h).
@@ -321,11 +171,86 @@ def attention_forward_loops(first, last, q, k, v, scale, causal, padding, out, l
     sees no key gets out = 0 and lse = -inf, as in the reference. Loops run along the last axis of
     1-D views indexed from 0, so they vectorise without fastmath.
     """
-    H = q.shape[1]
+    B, H, T, D = q.shape
+    S = k.shape[2]
+    zero = q.dtype.type(0)                              # accumulators in the working dtype (float32 stays float32)
+    neg_inf = q.dtype.type(-np.inf)
+    scale = q.dtype.type(scale)
+    no_lse = np.empty(0, dtype=q.dtype)                 # "scores, not weights" for mask_and_scale
+    q_head = np.empty((T, D), dtype=q.dtype)            # (T, D) contiguous copies of this head
+    k_head = np.empty((S, D), dtype=q.dtype)            # (S, D)
+    v_head = np.empty((S, D), dtype=q.dtype)            # (S, D)
+    block = query_block_rows_jit(D)                     # queries per block
+    scores_buffer = np.empty(block * KEY_TILE, dtype=q.dtype)
+    pv_buffer = np.empty(block * D, dtype=q.dtype)
+    acc = np.empty((block, D), dtype=q.dtype)           # running sum of exp(s - m) v, per row
+    running_max = np.empty(block, dtype=q.dtype)
+    running_sum = np.empty(block, dtype=q.dtype)
     for bh in range(first, last):                       # independent (batch, head) pairs
         b = bh // H
         h = bh - b * H
-        attention_forward_head_jit(q, k, v, b, h, scale, causal, padding, out, lse, weights, keep_weights)
+        copy_head_jit(q, b, h, q_head)
+        copy_head_jit(k, b, h, k_head)
+        copy_head_jit(v, b, h, v_head)
+        for t0 in range(0, T, block):
+            rows = min(block, T - t0)
+            q_block = q_head[t0:t0 + rows]                  # (rows, D)
+            block_keys = visible_keys_jit(t0 + rows - 1, T, S, causal)       # the block's last row sees most
+            acc[:rows] = zero
+            running_max[:rows] = neg_inf
+            running_sum[:rows] = zero
+            for s0 in range(0, block_keys, KEY_TILE):
+                cols = min(KEY_TILE, block_keys - s0)
+                scores = scores_buffer[:rows * cols].reshape((rows, cols))       # (rows, cols)
+                np.dot(q_block, k_head[s0:s0 + cols].T, scores)                # q_t . k_s, BLAS
+                mask_and_scale_jit(scores, t0, s0, T, S, causal, padding[b], scale, no_lse)
+                for i in range(rows):
+                    row = scores[i]                         # (cols,)
+                    tile_max = neg_inf
+                    for j in range(cols):
+                        tile_max = max(tile_max, row[j])
+                    new_max = max(running_max[i], tile_max)
+                    if new_max == neg_inf:                  # nothing visible to this row yet
+                        row[:] = zero
+                        continue
+                    correction = math.exp(running_max[i] - new_max)       # 0 on the first tile (exp(-inf))
+                    acc_row = acc[i]                        # (D,)
+                    for d in range(D):
+                        acc_row[d] *= correction
+                    for j in range(cols):
+                        row[j] = row[j] - new_max
+                    exp_nonpositive_jit(row, cols)          # p = exp(s - m_new), 0 where masked
+                    row_total = zero
+                    for j in range(cols):
+                        row_total += row[j]
+                    running_sum[i] = running_sum[i] * correction + row_total
+                    running_max[i] = new_max
+                pv = pv_buffer[:rows * D].reshape((rows, D))
+                np.dot(scores, v_head[s0:s0 + cols], pv)                       # sum_s p_ts v_s, BLAS
+                add_into_jit(acc[:rows], pv)
+            for i in range(rows):
+                t = t0 + i
+                if running_max[i] == neg_inf:               # no visible key: zero output, lse = -inf
+                    for d in range(D):
+                        out[b, h, t, d] = zero
+                    lse[b, h, t] = neg_inf
+                else:
+                    inv_sum = q.dtype.type(1) / running_sum[i]
+                    for d in range(D):
+                        out[b, h, t, d] = acc[i, d] * inv_sum
+                    lse[b, h, t] = running_max[i] + math.log(running_sum[i])
+            if keep_weights:                                # the (rows, S) map, only when asked for
+                row_lse = lse[b, h, t0:t0 + rows]           # (rows,)
+                for s0 in range(0, S, KEY_TILE):            # tile by tile: each matmul stays on this thread
+                    cols = min(KEY_TILE, S - s0)
+                    tile = scores_buffer[:rows * cols].reshape((rows, cols))   # (rows, cols)
+                    np.dot(q_block, k_head[s0:s0 + cols].T, tile)
+                    mask_and_scale_jit(tile, t0, s0, T, S, causal, padding[b], scale, row_lse)
+                    for i in range(rows):
+                        target = weights[b, h, t0 + i, s0:s0 + cols]    # (cols,) a view into the output
+                        tile_row = tile[i]
+                        for j in range(cols):
+                            target[j] = tile_row[j]
 
 
 def attention_backward_loops(first, last, dout, q, k, v, out, lse, scale, causal, padding, dq, dk, dv):
@@ -335,11 +260,73 @@ def attention_backward_loops(first, last, dout, q, k, v, out, lse, scale, causal
     Weights are recomputed block by tile from q, k and lse, never stored. dk and dv sum over query
     blocks, but only within one (batch, head) pair, so different pairs write disjoint outputs.
     """
-    H = q.shape[1]
-    for bh in range(first, last):
+    B, H, T, D = q.shape
+    S = k.shape[2]
+    zero = q.dtype.type(0)
+    scale = q.dtype.type(scale)
+    q_head = np.empty((T, D), dtype=q.dtype)            # (T, D) contiguous copies, as in the forward
+    dout_head = np.empty((T, D), dtype=q.dtype)         # (T, D)
+    k_head = np.empty((S, D), dtype=q.dtype)            # (S, D)
+    v_head = np.empty((S, D), dtype=q.dtype)            # (S, D)
+    delta = np.empty(T, dtype=q.dtype)                  # (T,) delta_t = dout_t . out_t
+    dq_head = np.empty((T, D), dtype=q.dtype)           # (T, D) sums over key tiles
+    dk_head = np.empty((S, D), dtype=q.dtype)           # (S, D) sums over query blocks
+    dv_head = np.empty((S, D), dtype=q.dtype)           # (S, D)
+    block = query_block_rows_jit(D)                     # queries per block
+    probs_buffer = np.empty(block * KEY_TILE, dtype=q.dtype)
+    dprobs_buffer = np.empty(block * KEY_TILE, dtype=q.dtype)
+    dq_buffer = np.empty(block * D, dtype=q.dtype)
+    dkv_buffer = np.empty(KEY_TILE * D, dtype=q.dtype)
+    for bh in range(first, last):                       # independent (batch, head) pairs
         b = bh // H
         h = bh - b * H
-        attention_backward_head_jit(dout, q, k, v, out, lse, b, h, scale, causal, padding, dq, dk, dv)
+        copy_head_jit(q, b, h, q_head)
+        copy_head_jit(dout, b, h, dout_head)
+        copy_head_jit(k, b, h, k_head)
+        copy_head_jit(v, b, h, v_head)
+        for t in range(T):
+            total = zero
+            for d in range(D):
+                total += dout_head[t, d] * out[b, h, t, d]
+            delta[t] = total
+        dq_head[:] = zero
+        dk_head[:] = zero
+        dv_head[:] = zero
+        for t0 in range(0, T, block):
+            rows = min(block, T - t0)
+            q_block = q_head[t0:t0 + rows]                  # (rows, D)
+            dout_block = dout_head[t0:t0 + rows]            # (rows, D)
+            block_keys = visible_keys_jit(t0 + rows - 1, T, S, causal)
+            for s0 in range(0, block_keys, KEY_TILE):
+                cols = min(KEY_TILE, block_keys - s0)
+                k_tile = k_head[s0:s0 + cols]               # (cols, D)
+                v_tile = v_head[s0:s0 + cols]               # (cols, D)
+                probs = probs_buffer[:rows * cols].reshape((rows, cols))       # (rows, cols) p_ts
+                np.dot(q_block, k_tile.T, probs)                               # BLAS
+                mask_and_scale_jit(probs, t0, s0, T, S, causal, padding[b], scale, lse[b, h, t0:t0 + rows])
+                dkv = dkv_buffer[:cols * D].reshape((cols, D))
+                np.dot(probs.T, dout_block, dkv)                               # dv_s += sum_t p_ts dout_t
+                add_into_jit(dv_head[s0:s0 + cols], dkv)
+                dprobs = dprobs_buffer[:rows * cols].reshape((rows, cols))
+                np.dot(dout_block, v_tile.T, dprobs)                           # dp_ts = dout_t . v_s
+                for i in range(rows):                       # dprobs becomes scale * ds_ts, in place
+                    p_row = probs[i]
+                    dp_row = dprobs[i]
+                    delta_t = delta[t0 + i]
+                    for j in range(cols):
+                        dp_row[j] = p_row[j] * (dp_row[j] - delta_t) * scale
+                dq_part = dq_buffer[:rows * D].reshape((rows, D))
+                np.dot(dprobs, k_tile, dq_part)                                # dq_t += sum_s ds_ts k_s
+                add_into_jit(dq_head[t0:t0 + rows], dq_part)
+                np.dot(dprobs.T, q_block, dkv)                                 # dk_s += sum_t ds_ts q_t
+                add_into_jit(dk_head[s0:s0 + cols], dkv)
+        for t in range(T):
+            for d in range(D):
+                dq[b, h, t, d] = dq_head[t, d]
+        for s in range(S):
+            for d in range(D):
+                dk[b, h, s, d] = dk_head[s, d]
+                dv[b, h, s, d] = dv_head[s, d]
 
 
 attention_forward_jit = njit(cache=True, error_model="numpy", nogil=True)(attention_forward_loops)
