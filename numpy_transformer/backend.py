@@ -10,10 +10,11 @@ on "numpy", or its twin of the same name in numpy_transformer/kernels/ on "numba
 same arguments and return the same outputs and cache, so a forward on one backend can feed the
 backward of the other.
 
-Threads and memory: Numba's parallel loops and OpenBLAS's matmuls take turns on the same cores, so
-idle threads of either must sleep rather than spin, and NumPy's temporaries should reuse freed
-memory. numpy_transformer/runtime.py makes those settings on import (each measured; a value you set
-yourself wins); ``python -m numpy_transformer.bench`` measures the step with each of them undone.
+Threads and memory: the kernels (on their own threads, kernels/threads.py) and OpenBLAS's matmuls
+take turns on the same cores, so idle threads of either must sleep rather than spin, and NumPy's
+temporaries should reuse freed memory. numpy_transformer/runtime.py makes the settings this needs on
+import (each measured; a value you set yourself wins); ``python -m numpy_transformer.bench``
+measures the step with each of them undone, and with the kernels on one thread.
 """
 import importlib
 import os

@@ -151,8 +151,9 @@ class Worker:
             out["threads"] = self.torch.get_num_threads()
         else:
             import numba
+            from numpy_transformer.kernels import threads
             out["numba"] = numba.__version__
-            out["threads"] = numba.get_num_threads()
+            out["threads"] = threads.get_num_threads()     # the kernels' threads (kernels/threads.py)
         return out
 
     # --- attention ---

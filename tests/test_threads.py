@@ -4,7 +4,11 @@ The split must never change a result (each task writes only its own outputs, and
 FFN backward add their per-block sums in block order), errors in a worker must reach the caller, and
 small jobs, NUMBA_DISABLE_JIT runs and nested callers must stay on the calling thread.
 """
+import os
+import signal
+import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -71,6 +75,49 @@ def test_a_worker_error_reaches_the_caller_and_the_pool_still_works(thread_count
     kernel_ok, seen = recorder()
     threads.run_tasks(kernel_ok, 2, np.zeros(2), work_ns=1e12)
     assert len(seen) == 2
+
+
+def test_a_failure_still_waits_for_every_slice(thread_count):
+    """One worker's slice fails at once while another is still running: run_tasks must wait for that
+    one too before it raises, or the next job would find a worker busy and return half-written outputs."""
+    thread_count(3)
+    out = np.zeros(9)
+
+    def kernel(first, last):
+        if first == 3:
+            raise RuntimeError("second slice failed")
+        if first == 6:
+            time.sleep(0.3)                             # the third slice is still running
+        out[first:last] = 1
+    with pytest.raises(RuntimeError, match="second slice failed"):
+        threads.run_tasks(kernel, 9, work_ns=1e12)
+    np.testing.assert_array_equal(out[6:], 1)           # the slow slice had finished
+    kernel_ok, seen = recorder()
+    result = np.zeros(9)
+    threads.run_tasks(kernel_ok, 9, result, work_ns=1e12)
+    np.testing.assert_array_equal(result, np.arange(9))
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGINT") or sys.platform == "win32", reason="POSIX signals")
+def test_ctrl_c_while_waiting_is_held_until_the_slices_are_done(thread_count):
+    """A Ctrl-C (a real SIGINT, as from an interrupted notebook cell) arriving while the caller waits
+    for the workers is raised only once their slices are complete; the next job then runs whole."""
+    thread_count(2)
+    out = np.zeros(4)
+
+    def kernel(first, last):
+        if first > 0:
+            time.sleep(0.4)                             # the worker's slice takes a while
+        out[first:last] = 1
+    threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGINT)).start()   # while the caller waits
+    with pytest.raises(KeyboardInterrupt):
+        threads.run_tasks(kernel, 4, work_ns=1e12)
+        time.sleep(2)                                   # (only reached if the signal came late)
+    np.testing.assert_array_equal(out, 1)
+    kernel_ok, seen = recorder()
+    result = np.zeros(4)
+    threads.run_tasks(kernel_ok, 4, result, work_ns=1e12)
+    np.testing.assert_array_equal(result, np.arange(4))
 
 
 def test_nested_call_stays_on_its_thread(thread_count):

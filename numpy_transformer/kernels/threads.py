@@ -20,7 +20,8 @@ stays on the calling thread (token-by-token generation is all such jobs). Everyt
 the calling thread under NUMBA_DISABLE_JIT=1, where the kernels are Python that a debugger steps
 through, and when another thread is already using the workers.
 
-Threads: NUMBA_NUM_THREADS (Numba's setting, default: every core), or set_num_threads(n).
+Threads: NUMBA_NUM_THREADS (Numba's setting, default: every core), or set_num_threads(n) below
+(numba.set_num_threads sizes Numba's own parallel pool, which these kernels do not use).
 """
 import numbers
 import threading
@@ -45,7 +46,7 @@ def get_num_threads():
 
 
 class Worker:
-    """One daemon thread that runs one slice at a time: start() hands it work, wait() collects it."""
+    """One daemon thread that runs one slice at a time: start() hands it work, finish() collects it."""
 
     def __init__(self):
         self.job = None
@@ -61,7 +62,7 @@ class Worker:
             kernel, first, last, args = self.job
             try:
                 kernel(first, last, *args)
-            except BaseException as exc:            # handed to the caller by wait()
+            except BaseException as exc:            # handed to the caller by finish()
                 self.error = exc
             self.finished.set()
 
@@ -71,12 +72,19 @@ class Worker:
         self.finished.clear()
         self.ready.set()
 
-    def wait(self):
-        self.finished.wait()
+    def finish(self):
+        """Wait until the slice is done, and return its exception (or None). A Ctrl-C meanwhile is held
+        back until then and returned instead: the slice's outputs must be complete, and this worker
+        free, before anyone can use either again."""
+        interrupt = None
+        while not self.finished.is_set():
+            try:
+                self.finished.wait()
+            except KeyboardInterrupt as exc:
+                interrupt = exc
         self.job = None
-        if self.error is not None:
-            error, self.error = self.error, None
-            raise error
+        error, self.error = self.error, None
+        return interrupt or error
 
 
 def slice_bounds(count, parts):
@@ -95,16 +103,18 @@ def run_tasks(kernel, count, *args, work_ns):
     if parts <= 1 or config.DISABLE_JIT or work_ns < MIN_PARALLEL_NS or not _in_use.acquire(blocking=False):
         kernel(0, count, *args)
         return
+    started = []
     try:
         while len(_workers) < parts - 1:
             _workers.append(Worker())
         bounds = slice_bounds(count, parts)
         for worker, (first, last) in zip(_workers, bounds[1:]):
             worker.start(kernel, first, last, args)
-        try:
-            kernel(bounds[0][0], bounds[0][1], *args)  # this thread takes the first slice
-        finally:
-            for worker in _workers[:parts - 1]:
-                worker.wait()
-    finally:
+            started.append(worker)
+        kernel(bounds[0][0], bounds[0][1], *args)      # this thread takes the first slice
+    finally:                                            # even if that failed: wait for EVERY started slice
+        errors = [worker.finish() for worker in started]
         _in_use.release()
+    for error in errors:                                # this thread's slice went fine; theirs may not have
+        if error is not None:
+            raise error
