@@ -130,6 +130,7 @@ def train(model, objective, config: TrainConfig, run_dir=None, resume=False, tok
     extra = dict(extra or {}, train_config=vars(config))
     metrics = MetricsLog(run_dir, history)
     bar, started, interrupted = make_progress_bar(config, start), time.perf_counter(), False
+    window_tokens, window_seconds = 0, 0.0             # training steps since the last log line
     try:
         with DeferredInterrupt() as interrupt:
             for step in range(start, config.steps):
@@ -145,6 +146,7 @@ def train(model, objective, config: TrainConfig, run_dir=None, resume=False, tok
                 now = time.perf_counter()
                 record = metrics.add({"step": step + 1, "loss": loss, "lr": lr, "grad_norm": grad_norm,
                                       "tokens_per_s": n_tokens / (now - tick), "seconds": now - started})
+                window_tokens, window_seconds = window_tokens + n_tokens, window_seconds + (now - tick)
                 bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{record['tokens_per_s']:.0f}", refresh=False)
                 bar.update(1)
                 stop = bool(callback is not None and callback(record, model))
@@ -152,7 +154,8 @@ def train(model, objective, config: TrainConfig, run_dir=None, resume=False, tok
                 if (step + 1) % config.eval_interval == 0 or finishing:
                     with attention_weights_dropped(model):
                         scores = evaluate(model, objective)
-                    log_line(bar, log, metrics.add({"step": step + 1, **scores}), record)
+                    log_line(bar, log, metrics.add({"step": step + 1, **scores}), record, window_tokens / window_seconds)
+                    window_tokens, window_seconds = 0, 0.0
                 if (step + 1) % config.checkpoint_interval == 0 or finishing or interrupt.requested:
                     if ckpt_path is not None:
                         save_checkpoint(ckpt_path, model, optimizer, step + 1, rng, tokenizer,
@@ -240,12 +243,13 @@ def make_progress_bar(config, start):
     return tqdm(total=config.steps, initial=start, disable=not enabled, unit="step", dynamic_ncols=True)
 
 
-def log_line(bar, log, evaluation, record):
-    """One line per evaluation, written above the progress bar."""
+def log_line(bar, log, evaluation, record, tokens_per_s):
+    """One line per evaluation, written above the progress bar. tokens_per_s: the training rate over
+    the steps since the previous line (one step's own rate jumps around with the machine's load)."""
     extras = "".join(f"  {key[4:]} {value:.3f}" for key, value in evaluation.items()
                      if key.startswith("val_") and key not in ("val_loss", "val_ppl"))
     line = (f"step {evaluation['step']:>6}  train loss {record['loss']:.4f}  val loss {evaluation['val_loss']:.4f}"
-            f"  val ppl {evaluation['val_ppl']:.2f}{extras}  ({record['tokens_per_s']:.0f} tokens/s)")
+            f"  val ppl {evaluation['val_ppl']:.2f}{extras}  ({tokens_per_s:.0f} tokens/s)")
     if log is None:
         return
     if not bar.disable:

@@ -1,6 +1,7 @@
 """The training loop: it learns, it is reproducible, accumulation is exact, and it stops cleanly."""
 import json
 import os
+import re
 import signal
 
 import numpy as np
@@ -94,6 +95,19 @@ def test_gradient_accumulation_equals_one_big_batch():
     assert grads[0][0] == pytest.approx(grads[1][0], rel=1e-12)
     for name, grad in grads[0][1].items():
         np.testing.assert_allclose(grads[1][1][name], grad, rtol=1e-10, atol=1e-13, err_msg=name)
+
+
+def test_log_line_rate_is_the_average_since_the_previous_line():
+    """The tokens/s on each evaluation line covers every training step since the previous line
+    (total tokens / total step time), not just the last step's own rate."""
+    lines = []
+    result = train(tiny_gpt(), lm_objective(), quiet(6, eval_interval=3), log=lines.append)
+    steps = [r for r in result.history if "loss" in r]
+    assert len(lines) == 2
+    for line, window in zip(lines, (steps[:3], steps[3:])):
+        printed = float(re.search(r"\((\d+) tokens/s\)", line).group(1))
+        average = len(window) / sum(1 / r["tokens_per_s"] for r in window)   # same tokens every step
+        assert printed == pytest.approx(average, abs=0.5)
 
 
 def test_history_metrics_file_and_plot(tmp_path):
