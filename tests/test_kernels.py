@@ -39,7 +39,8 @@ FLOAT32_RTOL = 2e-5
 # (B, H, T, S, D, causal, padded): odd sizes on purpose
 ATTENTION_CASES = {
     "one query": (2, 2, 1, 1, 4, True, False),
-    "T not a multiple of the key tile": (1, 2, 67, 67, 5, True, False),
+    "T not a multiple of the key tile": (1, 2, 67, 67, 64, True, False),   # head size 64: tiles of 64 keys
+    "wide tiles, S > 256": (1, 2, 20, 300, 16, True, True),                 # head size 16: tiles of 256 keys
     "one head, padding": (2, 1, 6, 6, 3, False, True),
     "cross-attention S > T, causal offset": (2, 2, 3, 7, 4, True, False),
     "cross-attention S < T, padding": (2, 3, 7, 3, 4, False, True),

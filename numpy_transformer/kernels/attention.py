@@ -3,19 +3,19 @@
 Same names, arguments, shapes, dtypes and cache (an AttentionCache) as the NumPy reference, so a
 forward on either backend feeds the backward of the other. What changes is how the work is done.
 Each (batch, head) pair is one parallel task; inside it, queries go in blocks of QUERY_BLOCK rows and
-keys in tiles of KEY_TILE, and every product of a block with a tile is a small matmul in BLAS
+keys in tiles of 64 to 256 (key_tile_cols), and every product of a block with a tile is a small matmul in BLAS
 (np.dot inside the kernel). Numba fuses what lies between the matmuls: scaling, masking, the
 exponentials and the running sums.
 
 forward ("online softmax"), for a block of queries Q_i against the tiles K_j, V_j it may see:
     m = -inf, l = 0, A = 0                          per row: running max, sum of exp, p-weighted v
     for each tile j:
-        S = scale * Q_i K_j^T  (masked entries -inf)                (QUERY_BLOCK, KEY_TILE)  BLAS
+        S = scale * Q_i K_j^T  (masked entries -inf)                (block, tile)  BLAS
         m_new = max(m, rowmax S);  c = exp(m - m_new)               rescale what was summed so far
         P = exp(S - m_new);  l = c l + rowsum P;  A = c A + P V_j                             BLAS
         m = m_new
     out_i = A / l,  lse_i = m + log(l)
-  Only (QUERY_BLOCK, KEY_TILE) scores exist at a time: no (T, S) matrix unless weights are requested.
+  Only (block, tile) scores exist at a time: no (T, S) matrix unless weights are requested.
 backward, recomputing the weights of each block and tile from q, k and the saved lse:
     P = exp(scale * Q_i K_j^T - lse_i)                                                      BLAS
     dV_j += P^T dO_i                                    from out = P V                      BLAS
@@ -42,18 +42,26 @@ from ..layers.attention import AttentionCache, check_key_padding_mask
 from .threads import run_tasks
 
 QUERY_BLOCK = 64       # queries per block at most: any T works (the last block is shorter)
-KEY_TILE = 64          # keys per tile
+KEY_TILE_MIN = 64      # keys per tile: at least this many (fewer only at the end of the keys) ...
+KEY_TILE_MAX = 256     # ... and at most this many
 # OpenBLAS runs a matmul of m x n x k <= 4 * 65536 on the calling thread, and larger ones on its own
-# threads too. Inside the kernels' parallel loop that would put two thread pools on the same cores:
-# measured here, a 64 x 128 x 64 tile made attention 40-70x slower. So a block of queries has at most
-# BLAS_SINGLE_THREAD_WORK / (KEY_TILE * D) rows (64 for D <= 64, 32 for D = 128).
+# threads too. Inside the kernels' threads that would put two thread pools on the same cores:
+# measured here, a 64 x 128 x 64 tile made attention 40-70x slower. So every product of a block
+# with a tile stays within BLAS_SINGLE_THREAD_WORK: tiles are as wide as that allows for 64 queries
+# (256 keys for D = 16, 128 for D = 32, 64 for D = 64: fewer, larger products), and for D = 128 the
+# block shrinks to 32 queries instead.
 BLAS_SINGLE_THREAD_WORK = 4 * 65536
 NS_PER_MULTIPLY_ADD = 0.1   # one thread's time per multiply-add of the small BLAS tiles, roughly (run_tasks' estimate)
 
 
-def query_block_rows(D):
-    """Queries per block for head size D: QUERY_BLOCK, fewer when D is large (see above)."""
-    return max(1, min(QUERY_BLOCK, BLAS_SINGLE_THREAD_WORK // (KEY_TILE * D)))
+def key_tile_cols(D):
+    """Keys per tile for head size D: as many as keep QUERY_BLOCK x tile x D within one thread's BLAS."""
+    return max(KEY_TILE_MIN, min(KEY_TILE_MAX, BLAS_SINGLE_THREAD_WORK // (QUERY_BLOCK * D)))
+
+
+def query_block_rows(D, tile):
+    """Queries per block for head size D and tiles of `tile` keys: QUERY_BLOCK, fewer when D is large."""
+    return max(1, min(QUERY_BLOCK, BLAS_SINGLE_THREAD_WORK // (tile * D)))
 
 # Cody-Waite split of ln 2: n * LN2_HI is exact for the n that occur, so r = x - n ln 2 stays accurate.
 LN2_HI = 0.693145751953125
@@ -127,7 +135,8 @@ def copy_head_loops(source, b, h, target):
 
 
 visible_keys_jit = njit(cache=True, error_model="numpy", inline="always")(visible_keys_loops)   # helpers, inlined into the kernels
-query_block_rows_jit = njit(cache=True, error_model="numpy", inline="always")(query_block_rows)
+key_tile_cols_jit = njit(cache=True, error_model="numpy")(key_tile_cols)
+query_block_rows_jit = njit(cache=True, error_model="numpy")(query_block_rows)
 exp_nonpositive_jit = njit(cache=True, error_model="numpy")(exp_nonpositive_loops)
 copy_head_jit = njit(cache=True, error_model="numpy")(copy_head_loops)
 add_into_jit = njit(cache=True, error_model="numpy")(add_into_loops)
@@ -180,8 +189,9 @@ def attention_forward_loops(first, last, q, k, v, scale, causal, padding, out, l
     q_head = np.empty((T, D), dtype=q.dtype)            # (T, D) contiguous copies of this head
     k_head = np.empty((S, D), dtype=q.dtype)            # (S, D)
     v_head = np.empty((S, D), dtype=q.dtype)            # (S, D)
-    block = query_block_rows_jit(D)                     # queries per block
-    scores_buffer = np.empty(block * KEY_TILE, dtype=q.dtype)
+    key_tile = key_tile_cols_jit(D)                     # keys per tile
+    block = query_block_rows_jit(D, key_tile)           # queries per block
+    scores_buffer = np.empty(block * key_tile, dtype=q.dtype)
     pv_buffer = np.empty(block * D, dtype=q.dtype)
     acc = np.empty((block, D), dtype=q.dtype)           # running sum of exp(s - m) v, per row
     running_max = np.empty(block, dtype=q.dtype)
@@ -199,8 +209,8 @@ def attention_forward_loops(first, last, q, k, v, scale, causal, padding, out, l
             acc[:rows] = zero
             running_max[:rows] = neg_inf
             running_sum[:rows] = zero
-            for s0 in range(0, block_keys, KEY_TILE):
-                cols = min(KEY_TILE, block_keys - s0)
+            for s0 in range(0, block_keys, key_tile):
+                cols = min(key_tile, block_keys - s0)
                 scores = scores_buffer[:rows * cols].reshape((rows, cols))       # (rows, cols)
                 np.dot(q_block, k_head[s0:s0 + cols].T, scores)                # q_t . k_s, BLAS
                 mask_and_scale_jit(scores, t0, s0, T, S, causal, padding[b], scale, no_lse)
@@ -241,8 +251,8 @@ def attention_forward_loops(first, last, q, k, v, scale, causal, padding, out, l
                     lse[b, h, t] = running_max[i] + math.log(running_sum[i])
             if keep_weights:                                # the (rows, S) map, only when asked for
                 row_lse = lse[b, h, t0:t0 + rows]           # (rows,)
-                for s0 in range(0, S, KEY_TILE):            # tile by tile: each matmul stays on this thread
-                    cols = min(KEY_TILE, S - s0)
+                for s0 in range(0, S, key_tile):            # tile by tile: each matmul stays on this thread
+                    cols = min(key_tile, S - s0)
                     tile = scores_buffer[:rows * cols].reshape((rows, cols))   # (rows, cols)
                     np.dot(q_block, k_head[s0:s0 + cols].T, tile)
                     mask_and_scale_jit(tile, t0, s0, T, S, causal, padding[b], scale, row_lse)
@@ -272,11 +282,12 @@ def attention_backward_loops(first, last, dout, q, k, v, out, lse, scale, causal
     dq_head = np.empty((T, D), dtype=q.dtype)           # (T, D) sums over key tiles
     dk_head = np.empty((S, D), dtype=q.dtype)           # (S, D) sums over query blocks
     dv_head = np.empty((S, D), dtype=q.dtype)           # (S, D)
-    block = query_block_rows_jit(D)                     # queries per block
-    probs_buffer = np.empty(block * KEY_TILE, dtype=q.dtype)
-    dprobs_buffer = np.empty(block * KEY_TILE, dtype=q.dtype)
+    key_tile = key_tile_cols_jit(D)                     # keys per tile
+    block = query_block_rows_jit(D, key_tile)           # queries per block
+    probs_buffer = np.empty(block * key_tile, dtype=q.dtype)
+    dprobs_buffer = np.empty(block * key_tile, dtype=q.dtype)
     dq_buffer = np.empty(block * D, dtype=q.dtype)
-    dkv_buffer = np.empty(KEY_TILE * D, dtype=q.dtype)
+    dkv_buffer = np.empty(key_tile * D, dtype=q.dtype)
     for bh in range(first, last):                       # independent (batch, head) pairs
         b = bh // H
         h = bh - b * H
@@ -297,8 +308,8 @@ def attention_backward_loops(first, last, dout, q, k, v, out, lse, scale, causal
             q_block = q_head[t0:t0 + rows]                  # (rows, D)
             dout_block = dout_head[t0:t0 + rows]            # (rows, D)
             block_keys = visible_keys_jit(t0 + rows - 1, T, S, causal)
-            for s0 in range(0, block_keys, KEY_TILE):
-                cols = min(KEY_TILE, block_keys - s0)
+            for s0 in range(0, block_keys, key_tile):
+                cols = min(key_tile, block_keys - s0)
                 k_tile = k_head[s0:s0 + cols]               # (cols, D)
                 v_tile = v_head[s0:s0 + cols]               # (cols, D)
                 probs = probs_buffer[:rows * cols].reshape((rows, cols))       # (rows, cols) p_ts
