@@ -424,7 +424,7 @@ COMPILE_SCRIPT = r"""
 import json, time
 start = time.perf_counter()
 import numpy as np
-from numpy_transformer.kernels import attention, embedding, ffn, layernorm, loss, matmul
+from numpy_transformer.kernels import attention, embedding, ffn, layernorm, loss, matmul, optim
 imported = time.perf_counter()
 seconds = {}
 for dtype in (np.float32, np.float64):         # float32: what training compiles; float64: gradient checks, tests
@@ -443,6 +443,7 @@ for dtype in (np.float32, np.float64):         # float32: what training compiles
     loss.cross_entropy_backward(1.0, c)
     embedding.embedding_backward(x, (np.zeros((2, 3), dtype=np.int64), 5))
     matmul.matmul_tiled(w1, w2)
+    optim.adam_update(w1.copy(), w1, w1.copy(), w1 * w1, 1e-3, 0.9, 0.999, 1e-8, 1, 0.01, True)
     seconds[np.dtype(dtype).name] = time.perf_counter() - begin
 done = time.perf_counter()
 print(json.dumps({"import_s": imported - start, "compile_or_load_s": done - imported, "by_dtype_s": seconds}))
@@ -458,7 +459,7 @@ def bench_compile(results):
                                  check=True)
             runs.append(json.loads(out.stdout))
     results["compile"] = {"cold": runs[0], "cached": runs[1],
-                          "note": "every kernel (attention, FFN, LayerNorm, loss, embedding, teaching matmul) in float32 and float64"}
+                          "note": "every kernel (attention, FFN, LayerNorm, loss, embedding, Adam, teaching matmul) in float32 and float64"}
     cold = runs[0]["by_dtype_s"]
     print(f"  compile: cold {runs[0]['compile_or_load_s']:.1f} s (float32 {cold['float32']:.1f} s, float64 "
           f"{cold['float64']:.1f} s), cached load {runs[1]['compile_or_load_s']:.2f} s", flush=True)

@@ -21,8 +21,10 @@ The rule is decided from the layer type that owns the parameter (Embedding, Lear
 and the array's ndim, so it does not depend on how a model names its children.
 """
 import math
+
 import numpy as np
 
+from . import backend
 from .layers.base import copy_arrays_into
 from .layers.embedding import Embedding
 from .layers.positional import LearnedPositionalEmbedding
@@ -157,6 +159,11 @@ class Adam(Optimizer):
 
     def update(self, name, param, grad, lr):
         decays = self.weight_decay > 0 and self.decay[name]
+        if backend.get_backend() == "numba":                              # the same update, one fused pass
+            from .kernels.optim import adam_update                       # (kernels/optim.py)
+            if adam_update(param, grad, self.m[name], self.v[name], lr, self.beta1, self.beta2, self.eps,
+                           self.t, self.weight_decay if decays else 0.0, self.decoupled):
+                return
         if decays and not self.decoupled:
             grad = grad + self.weight_decay * param                      # Adam + L2
         # ==== exercise 12 adamw ====

@@ -8,11 +8,14 @@
     ffn.py        bias + activation fused around the BLAS matmuls, and its backward
     layernorm.py  LayerNorm forward and backward
     loss.py       softmax cross-entropy forward and backward
+    optim.py      the Adam / AdamW update of one parameter in one pass (Adam.update calls it)
+    threads.py    run_tasks: shares a kernel's independent tasks across threads
     matmul.py     a tiled matmul for teaching (not on the fast path)
 
 Each function named like one in layers/ (attention_forward, linear_backward, ...) has the arguments,
 outputs and cache of that NumPy twin, so numpy_transformer.backend can swap one for the other
-(linear_many_* and the teaching matmul have no twin). Each kernel is a plain Python function
+(linear_many_* and the teaching matmul have no twin; optim.adam_update is the twin of the body of
+optim.Adam.update, which calls it). Each kernel is a plain Python function
 ``*_loops`` compiled by alias (``*_jit = njit(...)(*_loops)``): set NUMBA_DISABLE_JIT=1 and the same
 code runs as Python, which a debugger steps through.
 """

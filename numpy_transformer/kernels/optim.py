@@ -1,0 +1,54 @@
+"""The Adam / AdamW update in Numba: the twin of Adam.update in optim.py (the course's exercise 12).
+
+NumPy's update of one parameter runs about ten array-wide passes, each allocating a temporary
+(m_hat, v_hat, sqrt, the quotient, ...); a step of the reference GPT has ~50 parameters, so that is
+~500 small array operations. Here each parameter takes ONE pass, entry by entry, with the same
+operations in the same order (so float64 agrees to rounding, and float32 stays float32):
+    g = grad (+ wd p for Adam with L2)
+    m = b1 m + (1 - b1) g;       v = b2 v + (1 - b2) g^2
+    p -= (lr wd) p               (AdamW, on the parameters that decay)
+    p -= lr (m / c1) / (sqrt(v / c2) + eps),    c1 = 1 - b1^t, c2 = 1 - b2^t
+"""
+import numpy as np
+from numba import njit
+
+
+def adam_update_loops(param, grad, m, v, lr, beta1, beta2, eps, m_correction, v_correction, weight_decay,
+                      decoupled):
+    """One update of a flat (n,) parameter and its moments m, v, in place.
+
+    weight_decay: 0 for a parameter that does not decay; decoupled: AdamW (shrink p) or Adam + L2
+    (add wd p to the gradient). Every constant is cast to the parameter's dtype first, as NumPy does
+    with a Python float next to a float32 array.
+    """
+    dtype = param.dtype.type
+    b1, b2 = dtype(beta1), dtype(beta2)
+    one_minus_b1, one_minus_b2 = dtype(1.0 - beta1), dtype(1.0 - beta2)
+    m_corr, v_corr = dtype(m_correction), dtype(v_correction)
+    rate, epsilon = dtype(lr), dtype(eps)
+    l2 = dtype(weight_decay) if not decoupled else dtype(0)
+    shrink = dtype(lr * weight_decay) if decoupled else dtype(0)
+    for i in range(param.shape[0]):
+        p = param[i]
+        g = grad[i] + l2 * p if l2 != 0 else grad[i]
+        m_i = m[i] * b1 + one_minus_b1 * g
+        v_i = v[i] * b2 + one_minus_b2 * (g * g)
+        m[i] = m_i
+        v[i] = v_i
+        if shrink != 0:
+            p = p - shrink * p
+        param[i] = p - rate * (m_i / m_corr) / (np.sqrt(v_i / v_corr) + epsilon)
+
+
+adam_update_jit = njit(cache=True, error_model="numpy")(adam_update_loops)
+
+
+def adam_update(param, grad, m, v, lr, beta1, beta2, eps, t, weight_decay, decoupled):
+    """Update param (any shape, C-contiguous, like grad, m and v) for step t; False if the arrays are
+    not all contiguous (the caller then takes NumPy's way)."""
+    arrays = (param, grad, m, v)
+    if not all(a.flags.c_contiguous and a.dtype == param.dtype for a in arrays):
+        return False
+    flat = [a.reshape(-1) for a in arrays]              # (n,) views
+    adam_update_jit(*flat, lr, beta1, beta2, eps, 1.0 - beta1 ** t, 1.0 - beta2 ** t, weight_decay, decoupled)
+    return True
