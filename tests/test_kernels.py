@@ -217,7 +217,7 @@ def test_attention_without_weights_keeps_none_and_same_output(rng):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("activation", ["relu", "gelu", "gelu_tanh"])
 def test_ffn_matches_reference(activation, dtype, rng):
-    x = rng.standard_normal((2, 5, 6)).astype(dtype)
+    x = rng.standard_normal((2, 70, 6)).astype(dtype)   # 140 rows: three blocks of the bias-gradient sum, one partial
     w1, b1 = rng.standard_normal((6, 13)).astype(dtype), rng.standard_normal(13).astype(dtype)
     w2, b2 = rng.standard_normal((13, 6)).astype(dtype), rng.standard_normal(6).astype(dtype)
     act_forward, act_backward = {
@@ -297,7 +297,7 @@ def test_embedding_backward_matches_reference(dtype, rng):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_layernorm_matches_reference_and_caches_cross(dtype, rng):
-    x = (rng.standard_normal((3, 5, 24)) * 3 + 1).astype(dtype)
+    x = (rng.standard_normal((3, 50, 24)) * 3 + 1).astype(dtype)   # 150 rows: three blocks of dgamma/dbeta sums
     gamma, beta = rng.standard_normal(24).astype(dtype), rng.standard_normal(24).astype(dtype)
     y_ref, cache_ref = layernorm.layernorm_forward(x, gamma, beta)
     y_ker, cache_ker = layernorm_kernels.layernorm_forward(x, gamma, beta)
@@ -472,6 +472,19 @@ def test_float32_stays_float32_on_both_backends(backend_name, rng):
     model.backward()
     assert logits.dtype == np.float32 and np.asarray(value).dtype == np.float32
     assert all(g.dtype == np.float32 for g in model.grads().values())
+
+
+def test_kernels_reject_parameters_of_the_wrong_shape(rng):
+    """The loops index gamma, beta and the bias by column, with no bounds checks: a wrong shape must be a
+    ValueError naming the shapes, not a read past the end of an array."""
+    x = rng.standard_normal((2, 3, 8))
+    with pytest.raises(ValueError, match=r"gamma \(7,\) and beta \(8,\) must both be \(8,\)"):
+        layernorm_kernels.layernorm_forward(x, np.ones(7), np.zeros(8))
+    with pytest.raises(ValueError, match=r"bias \(5,\) must be \(6,\)"):
+        ffn_kernels.bias_act_forward(rng.standard_normal((4, 6)), np.zeros(5), "relu")
+    param = rng.standard_normal(6)                      # a gradient of another shape: NumPy's way, NumPy's error
+    assert optim_kernels.adam_update(param, np.ones(5), np.zeros(6), np.zeros(6), 0.1, 0.9, 0.99, 1e-8, 1, 0.0,
+                                     True) is False
 
 
 # --- the optimiser's update -------------------------------------------------------------------------

@@ -186,6 +186,8 @@ def activation_code(activation):
 
 def bias_act_forward(pre, bias, activation):
     """hidden = act(pre + bias), with pre (N, F) updated in place to pre + bias. -> (hidden, pre)."""
+    if np.shape(bias) != (pre.shape[1],):               # the loops would read past its end
+        raise ValueError(f"bias {np.shape(bias)} must be ({pre.shape[1]},) for x W1 of shape {pre.shape}")
     hidden = np.empty_like(pre)                         # (N, F)
     run_tasks(bias_act_forward_jit, pre.shape[0], pre, bias, activation_code(activation), hidden,
               work_ns=NS_PER_ENTRY * pre.size)

@@ -89,6 +89,8 @@ layernorm_backward_jit = njit(cache=True, nogil=True, error_model="numpy")(layer
 def layernorm_forward(x, gamma, beta, eps=1e-5):
     """Numba twin of layers.layernorm.layernorm_forward. x: (..., C) -> y, cache (xhat, gamma, inv_std)."""
     C = x.shape[-1]
+    if np.shape(gamma) != (C,) or np.shape(beta) != (C,):   # the loops would read past their ends
+        raise ValueError(f"gamma {np.shape(gamma)} and beta {np.shape(beta)} must both be ({C},) for x {x.shape}")
     rows = np.ascontiguousarray(x.reshape(-1, C))       # (N, C)
     y = np.empty_like(rows)                             # (N, C)
     xhat = np.empty_like(rows)                          # (N, C)

@@ -45,9 +45,10 @@ adam_update_jit = njit(cache=True, error_model="numpy")(adam_update_loops)
 
 def adam_update(param, grad, m, v, lr, beta1, beta2, eps, t, weight_decay, decoupled):
     """Update param (any shape, C-contiguous, like grad, m and v) for step t; False if the arrays are
-    not all contiguous (the caller then takes NumPy's way)."""
+    not all contiguous and of one shape and dtype (the caller then takes NumPy's way, which raises
+    NumPy's own error for a shape mismatch instead of the kernel reading past an array's end)."""
     arrays = (param, grad, m, v)
-    if not all(a.flags.c_contiguous and a.dtype == param.dtype for a in arrays):
+    if not all(a.flags.c_contiguous and a.dtype == param.dtype and a.shape == param.shape for a in arrays):
         return False
     flat = [a.reshape(-1) for a in arrays]              # (n,) views
     adam_update_jit(*flat, lr, beta1, beta2, eps, 1.0 - beta1 ** t, 1.0 - beta2 ** t, weight_decay, decoupled)

@@ -10,8 +10,9 @@ the thread count, but every task writes only its own outputs, so results do not.
 
 Why not Numba's `prange`: each parallel loop is compiled into a separate "gufunc" that links in and
 re-optimises everything its body calls. Measured here, that was ~2.5 s of compile time per loop and
-dtype for the attention kernels, and about half of all compile time (54 s -> 26 s for every kernel
-in float32 and float64 without it); the training step ran at the same speed either way. And
+dtype for the attention kernels, and about half of all compile time (every kernel in float32 and
+float64: 54 s with prange, 25 s without, 15-17 s once the attention kernels were flattened too);
+the training step ran at the same speed either way. And
 these threads sleep when idle (a blocked lock), so they never hold a core that BLAS wants, which
 OpenMP's spinning threads did.
 
