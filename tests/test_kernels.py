@@ -149,21 +149,21 @@ def test_bitwise_bias_activation(activation, rng):
 
 
 def test_bitwise_layernorm_and_loss(rng):
-    x = rng.standard_normal((6, 40))
+    x = rng.standard_normal((70, 40))                   # two blocks of rows: 64 and 6
     gamma, beta = rng.standard_normal(40), rng.standard_normal(40)
     compiled, python = run_twice(layernorm_kernels.layernorm_forward_jit,
-                                 lambda: (0, 6, x, gamma, beta, 1e-5, np.zeros_like(x), np.zeros_like(x),
-                                          np.zeros((6, 1))), (6, 7, 8))
+                                 lambda: (0, 2, x, gamma, beta, 1e-5, np.zeros_like(x), np.zeros_like(x),
+                                          np.zeros((70, 1))), (6, 7, 8))
     for a, b in zip(compiled, python):
         np.testing.assert_array_equal(a, b)
-    dy = rng.standard_normal((6, 40))
+    dy = rng.standard_normal((70, 40))
     compiled, python = run_twice(layernorm_kernels.layernorm_backward_jit,
-                                 lambda: (0, 1, dy, x, gamma, np.ones((6, 1)), np.zeros_like(x), np.zeros((1, 40)),
-                                          np.zeros((1, 40))), (6, 7, 8))
+                                 lambda: (0, 2, dy, x, gamma, np.ones((70, 1)), np.zeros_like(x), np.zeros((2, 40)),
+                                          np.zeros((2, 40))), (6, 7, 8))
     for a, b in zip(compiled, python):
         np.testing.assert_array_equal(a, b)
-    np.testing.assert_allclose(compiled[1][0], (dy * x).sum(axis=0), rtol=1e-12)   # dgamma's part of block 0
-    np.testing.assert_allclose(compiled[2][0], dy.sum(axis=0), rtol=1e-12)         # dbeta's
+    np.testing.assert_allclose(compiled[1][1], (dy[64:] * x[64:]).sum(axis=0), rtol=1e-12)   # dgamma's part of block 1
+    np.testing.assert_allclose(compiled[2].sum(axis=0), dy.sum(axis=0), rtol=1e-12)          # dbeta's parts
     logits = rng.standard_normal((6, 11))
     targets = np.array([1, 0, -100, 10, 3, 3])
     compiled, python = run_twice(loss_kernels.cross_entropy_forward_jit,
