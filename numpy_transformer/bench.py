@@ -8,7 +8,8 @@ Every contender runs in its own worker process (its own threads and settings: Nu
 Numba with one of its settings undone or its kernels on one thread, NumPy, PyTorch with OpenMP's
 waiting policies).
 Contenders take turns, round after round, so a slow moment of this shared machine hits every
-contender alike; each figure is the median over rounds. For attention, persistent workers answer
+contender alike; each figure is the median over rounds (for the training step, of each round's
+median step). For attention, persistent workers answer
 the same request in turn; for the training step, each round starts each contender in a fresh
 process that runs alone (an idle process with ACTIVE OpenMP waiting spins forever and would slow
 the others).
@@ -224,15 +225,19 @@ class Worker:
                 optimizer.step()
                 return float(loss)
         self.train_state = step
-        losses = [step() for _ in range(2)]              # warm-up
+        losses = [step() for _ in range(3)]              # warm-up
         return {"loss": losses[-1]}
 
     def train(self, request):
+        """Time each of `steps` steps; the round's figure is their median: one step slowed by this
+        shared machine (or a garbage collection) does not move it, as it would move a mean."""
         step = self.train_state
-        start = time.perf_counter()
+        times = []
         for _ in range(request["steps"]):
+            start = time.perf_counter()
             step()
-        return {"seconds": (time.perf_counter() - start) / request["steps"]}
+            times.append(time.perf_counter() - start)
+        return {"seconds": statistics.median(times)}
 
     # --- BLAS peak ---
     def blas(self, request):
@@ -610,7 +615,7 @@ def main(argv=None):
             for worker in workers.values():
                 worker.close()
     if "training" not in skip:
-        bench_training({n: CONTENDERS[n] for n in names}, rounds, 3 if args.quick else 5, results)
+        bench_training({n: CONTENDERS[n] for n in names}, rounds, 5 if args.quick else 12, results)
     if "memory" not in skip:
         bench_memory(results, ["numba", "numpy"])
     if "compile" not in skip:
