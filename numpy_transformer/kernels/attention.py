@@ -315,6 +315,8 @@ def attention_backward_loops(first, last, dout, q, k, v, out, lse, scale, causal
     k_head = np.empty((S, D), dtype=q.dtype)            # (S, D)
     v_head = np.empty((S, D), dtype=q.dtype)            # (S, D)
     delta = np.empty(T, dtype=q.dtype)                  # (T,) delta_t = dout_t . out_t
+    products = np.empty((T, D), dtype=q.dtype)          # (T, D) dout * out, summed along rows into delta
+    ones = np.ones(D, dtype=q.dtype)                    # (D,)
     dq_head = np.empty((T, D), dtype=q.dtype)           # (T, D) sums over key tiles
     dk_head = np.empty((S, D), dtype=q.dtype)           # (S, D) sums over query blocks
     dv_head = np.empty((S, D), dtype=q.dtype)           # (S, D)
@@ -331,11 +333,13 @@ def attention_backward_loops(first, last, dout, q, k, v, out, lse, scale, causal
         copy_head_jit(dout, b, h, dout_head)
         copy_head_jit(k, b, h, k_head)
         copy_head_jit(v, b, h, v_head)
-        for t in range(T):
-            total = zero
+        for t in range(T):                              # delta = row sums of dout * out, BLAS below: a sum
+            out_row = out[b, h, t]                      # along a row in a loop would not vectorise
+            product_row = products[t]                   # (D,)
+            dout_row = dout_head[t]                     # (D,)
             for d in range(D):
-                total += dout_head[t, d] * out[b, h, t, d]
-            delta[t] = total
+                product_row[d] = dout_row[d] * out_row[d]
+        np.dot(products, ones, delta)                   # (T,) delta_t = sum_d dout_td out_td
         dq_head[:] = zero
         dk_head[:] = zero
         dv_head[:] = zero

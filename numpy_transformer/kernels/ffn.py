@@ -14,6 +14,7 @@ import math
 import numpy as np
 from numba import njit
 
+from .linear import column_sums
 from .threads import run_tasks
 
 ACTIVATION_CODES = {"relu": 0, "gelu": 1, "gelu_tanh": 2}
@@ -247,7 +248,7 @@ def ffn_backward(dout, cache):
     x_rows, w1, pre, hidden, w2, activation, x_shape = cache
     dout_rows = dout.reshape(-1, dout.shape[-1])        # (N, C)
     dw2 = hidden.T @ dout_rows                          # (F, C)
-    db2 = dout_rows.sum(axis=0)                         # (C,)
+    db2 = column_sums(dout_rows)                        # (C,)  BLAS
     dhidden = dout_rows @ w2.T                          # (N, F)
     dpre, db1 = bias_act_backward(dhidden, pre, activation)   # (N, F), (F,)  one fused pass
     dw1 = x_rows.T @ dpre                               # (C, F)

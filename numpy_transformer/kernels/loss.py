@@ -14,7 +14,7 @@ from numba import njit
 from ..layers.loss import check_targets
 from .threads import run_tasks
 
-NS_PER_ENTRY = 8.0      # one thread's time per logit in the forward (an exp and a log each), roughly
+NS_PER_ENTRY = 5.0      # one thread's time per logit in the forward (an exponential each), roughly
 NS_PER_ENTRY_BACKWARD = 0.2   # ... and in the backward (for run_tasks' estimate)
 
 
@@ -23,6 +23,7 @@ def cross_entropy_forward_loops(first, last, logits, targets, ignore_index, labe
     """logits: (N, V), targets: (N,) -> fills rows first..last-1 of probs (N, V), target_dist (N, V), row_loss (N,)."""
     N, V = logits.shape
     zero = logits.dtype.type(0)
+    one = logits.dtype.type(1)
     on_value = logits.dtype.type(1.0 - label_smoothing)
     off_value = logits.dtype.type(label_smoothing / V)
     for n in range(first, last):                        # rows are independent
@@ -31,13 +32,16 @@ def cross_entropy_forward_loops(first, last, logits, targets, ignore_index, labe
             row_max = max(row_max, logits[n, v])
         exp_sum = zero
         for v in range(V):
-            exp_sum += math.exp(logits[n, v] - row_max)
+            shifted_exp = math.exp(logits[n, v] - row_max)
+            probs[n, v] = shifted_exp                   # exp(z_v - max), divided by the sum below
+            exp_sum += shifted_exp
         log_z = math.log(exp_sum)
+        inv_sum = one / exp_sum
         counted = targets[n] != ignore_index
         loss = zero
         for v in range(V):
             log_prob = (logits[n, v] - row_max) - log_z
-            probs[n, v] = math.exp(log_prob)
+            probs[n, v] *= inv_sum                      # p_v: one exponential per logit, not two
             if counted:
                 q = off_value + on_value if v == targets[n] else off_value
             else:
