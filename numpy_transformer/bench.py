@@ -579,18 +579,24 @@ def print_table(results):
         print(f"{'MET ' if v['met'] else 'NOT '} {v['target']:78s} {v['measured']:.2f}")
 
 
+PARTS = ("attention", "training", "memory", "compile", "generation")
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m numpy_transformer.bench", description=__doc__.split("\n")[0])
+    from .cli import OneLineParser, positive_int      # a bad command line: one line on stderr, exit code 2
+    parser = OneLineParser(prog="python -m numpy_transformer.bench", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer sizes and rounds")
     parser.add_argument("--json", default="bench_results.json", help="where to write the results")
-    parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 7, quick 3)")
-    parser.add_argument("--skip", default="", help="comma-separated parts to skip: attention,training,memory,"
-                                                    "compile,generation")
+    parser.add_argument("--rounds", type=positive_int, default=None, help="interleaved rounds (default 7, quick 3)")
+    parser.add_argument("--skip", default="", help="comma-separated parts to skip: " + ",".join(PARTS))
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         return worker_main(args.worker)
     skip = set(filter(None, args.skip.split(",")))
+    unknown = sorted(skip - set(PARTS))
+    if unknown:                                      # a typo must not silently run a 30-minute benchmark
+        parser.error(f"--skip: unknown part {', '.join(map(repr, unknown))}; the parts are {','.join(PARTS)}")
     rounds = args.rounds or (3 if args.quick else 7)
     sizes = {"T": [64, 256], "D": [16, 64]} if args.quick else {"T": [64, 128, 256, 512], "D": [16, 32, 64]}
     have_torch = torch_available()

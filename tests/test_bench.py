@@ -1,0 +1,79 @@
+"""The benchmark's command line and its verdicts. Its speed figures are never asserted here (timed
+tests would only measure how busy the machine is); what is tested is that it runs, refuses a bad
+command line in one line, turns measurements into the right met / not met, and that the one
+figure which does not depend on the machine's load, attention's peak memory, meets its target."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from numpy_transformer import bench
+
+
+def run_bench(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "numpy_transformer.bench", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--skip", "memory,trainig"], "'trainig'"),        # a typo must not silently start the full benchmark
+    (["--rounds", "0"], "got 0"),
+    (["--round", "3"], "--round"),                      # no abbreviations
+])
+def test_bad_command_line_is_one_line_and_exit_code_2(args, fragment):
+    result = run_bench(*args, timeout=60)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert fragment in lines[0]
+
+
+def test_memory_part_writes_json_and_keeps_no_t_by_t_buffer(tmp_path):
+    """T=1024 attention forward+backward without weights: the Numba kernels hold less than one
+    (B, H, T, T) buffer at their peak, the NumPy reference several (it builds the weights)."""
+    out = tmp_path / "bench.json"
+    result = run_bench("--quick", "--skip", "attention,training,compile,generation", "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    results = json.loads(out.read_text())
+    memory = results["attention_memory"]["backends"]
+    assert memory["numba"]["peak_in_TxT_buffers"] < 1
+    assert memory["numpy"]["peak_in_TxT_buffers"] > 1
+    [verdict] = results["verdicts"]
+    assert verdict["target"].startswith("attention T=1024") and verdict["met"]
+
+
+def row(tokens_per_s, share=0.5):
+    return {"tokens_per_s": tokens_per_s, "share_of_blas_peak": share}
+
+
+def test_verdicts_compare_each_family_at_its_best():
+    results = {
+        "training": {"contenders": {
+            "numba": row(100, share=0.56), "numba, kernels on 1 thread": row(90),
+            "numba, OpenBLAS threads poll": row(110),            # an undone setting that wins: not met
+            "numpy": row(50), "numpy, OpenBLAS threads poll": row(80),
+            "torch": row(95), "torch, OMP active wait": row(120)}},
+        "attention": [{"mode": "fwdbwd", "numba": 1.0, "numpy": 4.0, "torch": 0.5},
+                      {"mode": "fwdbwd", "numba": 1.0, "numpy": 1.0, "torch": 2.0},
+                      {"mode": "fwd", "numba": 9.0, "numpy": 1.0, "torch": 1.0}],      # forward alone: not judged
+        "compile": {"cold": {"compile_or_load_s": 31.0, "by_dtype_s": {"float32": 12.0}},
+                    "cached": {"compile_or_load_s": 0.5}},
+    }
+    verdicts = bench.verdicts(results)
+
+    def verdict(fragment):
+        """(measured, met) of the one verdict whose target contains fragment."""
+        [match] = [v for v in verdicts if fragment in v["target"]]
+        return round(match["measured"], 3), match["met"]
+    assert verdict(">= 1.3x NumPy") == (1.25, False)            # 100 / NumPy's best variant, 80
+    assert verdict(">= 1.0x torch") == (0.833, False)           # 100 / torch's best variant, 120
+    assert verdict("55% of BLAS peak") == (56.0, True)
+    assert verdict("kernels on 1 thread") == (1.111, True)
+    assert verdict("OpenBLAS threads sleep") == (0.909, False)   # the undone setting was faster
+    assert verdict("Numba >= 2x NumPy") == (2.0, True)          # geometric mean of 4 and 1
+    assert verdict("Numba >= torch SDPA") == (1.0, True)        # geometric mean of 0.5 and 2
+    assert verdict("cold compile") == (31.0, False)             # "at most" targets
+    assert verdict("float32 only") == (12.0, True)
+    assert verdict("cached load") == (0.5, True)
+    assert len(verdicts) == 10
