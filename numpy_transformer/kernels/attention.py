@@ -232,10 +232,10 @@ def attention_forward_loops(first, last, q, k, v, scale, causal, padding, out, l
     scores_buffer = np.empty(block * key_tile, dtype=q.dtype)
     pv_buffer = np.empty(block * D, dtype=q.dtype)
     acc = np.empty((block, D), dtype=q.dtype)           # running sum of exp(s - m) v, per query
-    running_max = np.empty(block, dtype=q.dtype)        # m, per query
-    running_sum = np.empty(block, dtype=q.dtype)        # l, per query
-    tile_max = np.empty(block, dtype=q.dtype)
-    shift = np.empty(block, dtype=q.dtype)              # the new max, 0 where a query sees nothing yet
+    running_max = np.empty(block, dtype=q.dtype)        # (block,) m, per query
+    running_sum = np.empty(block, dtype=q.dtype)        # (block,) l, per query
+    tile_max = np.empty(block, dtype=q.dtype)           # (block,) per query: its largest score in this tile
+    shift = np.empty(block, dtype=q.dtype)              # (block,) the new max, 0 where a query sees nothing yet
     for bh in range(first, last):                       # independent (batch, head) pairs
         b = bh // H
         h = bh - b * H
