@@ -76,6 +76,16 @@ def positive_int(text):
     return value
 
 
+def non_negative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
 def non_negative_float(text):
     try:
         value = float(text)
@@ -111,6 +121,8 @@ def add_trainer_flags(parser):
 def flag_type(name, annotation):
     """The argparse type of a TrainConfig field: counts must be positive, seed/warmup any int, rates >= 0."""
     if annotation in (int, "int"):
+        if name == "data_parallel":
+            return non_negative_int                         # 0: automatic
         return int if name in ("seed", "warmup") else positive_int
     return non_negative_float
 

@@ -4,7 +4,8 @@ Every objective has the same three methods, so one training loop serves every mo
 
     train_batch(batch_size, rng) -> dict of arrays          (random, drawn from rng)
     loss(model, batch, rng)      -> (loss: float, n_counted) runs model.forward; model.backward() follows;
-                                                             n_counted = predictions averaged over
+                                                             n_counted = predictions averaged over (may be 0:
+                                                             the loss is then 0, and so is its gradient)
     evaluate(model)              -> {"val_loss": ..., "val_ppl": ..., ...} on a FIXED validation set
 
     CausalLM        GPT:          predict token t+1 from tokens 0..t          loss = mean_t -log p(x_{t+1} | x_<=t)
@@ -131,7 +132,7 @@ class MaskedLM:
 
     def loss(self, model, batch, rng=None):
         _, loss = model.forward(batch["ids"], batch["targets"], head="mlm", rng=rng)
-        return float(loss), max(int((batch["targets"] != IGNORE_INDEX).sum()), 1)
+        return float(loss), int((batch["targets"] != IGNORE_INDEX).sum())
 
     def evaluate(self, model):
         val_loss = mean_loss(model, self, self.val_set)
@@ -165,7 +166,7 @@ class MaskedSentences:
 
     def loss(self, model, batch, rng=None):
         _, loss = model.forward(batch["ids"], batch["targets"], padding_mask=batch["padding"], head="mlm", rng=rng)
-        return float(loss), max(int((batch["targets"] != IGNORE_INDEX).sum()), 1)
+        return float(loss), int((batch["targets"] != IGNORE_INDEX).sum())
 
     def evaluate(self, model):
         val_loss = mean_loss(model, self, self.val_set)
@@ -199,7 +200,7 @@ class Seq2Seq:
 
     def loss(self, model, batch, rng=None):
         _, loss = model.forward(batch["src"], batch["trg_in"], batch["targets"], rng=rng)
-        return float(loss), max(int((batch["targets"] != self.pad_id).sum()), 1)
+        return float(loss), int((batch["targets"] != self.pad_id).sum())
 
     def evaluate(self, model, batch_size=250):
         from .generate import generate_seq2seq      # generation needs the model; imported where used

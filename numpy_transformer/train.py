@@ -3,7 +3,8 @@
     for step in steps:
         lr = schedule(step)
         zero the gradients
-        repeat grad_accum times: batch -> loss = model.forward(...) -> model.backward()   (grads ADD up)
+        repeat grad_accum times: batch -> loss = model.forward(...) -> model.backward()   (grads ADD up;
+                                 on the Numba backend, threads share each batch: parallel.py)
         grads /= grad_accum; clip by global norm
         optimiser.step(lr)                                                           (arrays updated in place)
         every eval_interval: validation loss and perplexity; every checkpoint_interval: save
@@ -11,7 +12,8 @@
 What the objective is (causal LM, masked LM, seq2seq, classification) lives in objectives.py; the loop
 only needs its train_batch / loss / evaluate. One np.random.Generator, seeded from TrainConfig.seed,
 draws every batch and every dropout mask, and its state is saved in the checkpoint: the same seed
-gives a bit-identical run, and a resumed run continues exactly as if it had never stopped.
+gives a bit-identical run (with as many data-parallel threads), and a resumed run continues exactly as if
+it had never stopped.
 
 Ctrl-C does not tear the run apart: the first one is noted, the current step finishes, a checkpoint
 is saved and train() returns with interrupted=True (a second Ctrl-C stops at once). A loss or gradient
@@ -33,6 +35,7 @@ from .checkpoint import check_compatible, load_checkpoint, load_params, save_che
 from .models.common import attention_weights_dropped
 from .objectives import tokens_in
 from .optim import clip_grad_norm, make_optimizer
+from .parallel import DataParallel, default_shards
 from .schedules import learning_rate
 
 
@@ -52,6 +55,8 @@ class TrainConfig:
     warmup: int = 100                  # warm-up steps
     min_lr: float = 1e-4               # cosine floor
     grad_clip: float = 1.0             # max global gradient norm (0: no clipping)
+    data_parallel: int = 0             # threads that share each micro-batch (parallel.py); 0: one per core on
+                                       # the Numba backend, 1 (none) on NumPy or under NUMBA_DISABLE_JIT=1
     eval_interval: int = 250           # steps between validation evaluations (and at the end)
     checkpoint_interval: int = 250     # steps between checkpoints (and at the end, and on Ctrl-C)
     seed: int = 0                      # seeds the generator for batches and dropout
@@ -80,6 +85,8 @@ def check_train_config(config):
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if not config.lr > 0:
         raise ValueError(f"lr must be positive, got {config.lr}")
+    if isinstance(config.data_parallel, bool) or not isinstance(config.data_parallel, int) or config.data_parallel < 0:
+        raise ValueError(f"data_parallel must be 0 (automatic) or a positive integer, got {config.data_parallel!r}")
     if config.warmup < 0 or config.grad_clip < 0:
         raise ValueError(f"warmup and grad_clip must be >= 0, got {config.warmup} and {config.grad_clip}")
 
@@ -127,8 +134,10 @@ def train(model, objective, config: TrainConfig, run_dir=None, resume=False, tok
         rng, start, history = restore(ckpt_path, model, optimizer, config)
     else:
         rng, start, history = np.random.default_rng(config.seed), 0, []
-    extra = dict(extra or {}, train_config=vars(config))
+    shards = config.data_parallel or default_shards(config.batch_size)
+    extra = dict(extra or {}, train_config=vars(config), data_parallel_shards=shards)
     metrics = MetricsLog(run_dir, history)
+    parallel = DataParallel(model, shards) if shards > 1 else None
     bar, started, interrupted = make_progress_bar(config, start), time.perf_counter(), False
     window_tokens, window_seconds = 0, 0.0             # training steps since the last log line
     try:
@@ -137,7 +146,7 @@ def train(model, objective, config: TrainConfig, run_dir=None, resume=False, tok
                 tick = time.perf_counter()
                 lr = learning_rate(step, config.schedule, config.lr, config.steps, config.warmup, config.min_lr)
                 with attention_weights_dropped(model):  # no T x T maps while training; callbacks still see them
-                    loss, grad_norm, n_tokens = train_step(model, objective, optimizer, config, rng)
+                    loss, grad_norm, n_tokens = train_step(model, objective, optimizer, config, rng, parallel)
                 if not (math.isfinite(loss) and math.isfinite(grad_norm)):
                     kept = f"the last good checkpoint is {ckpt_path}" if ckpt_path else "no checkpoint was written"
                     raise TrainingDiverged(f"loss became {loss} (gradient norm {grad_norm}) at step {step + 1} "
@@ -166,12 +175,15 @@ def train(model, objective, config: TrainConfig, run_dir=None, resume=False, tok
     finally:                                           # also when diverged, or on a second Ctrl-C
         bar.close()
         metrics.close()
+        if parallel is not None:
+            parallel.close()
     completed = sum(1 for r in history if "loss" in r)
     return TrainResult(history, completed, interrupted, ckpt_path, time.perf_counter() - started)
 
 
-def train_step(model, objective, optimizer, config, rng):
+def train_step(model, objective, optimizer, config, rng, parallel=None):
     """Gradients of one step from config.grad_accum micro-batches, averaged and clipped (no update yet).
+    parallel: a parallel.DataParallel of the model to split each micro-batch across threads, or None.
 
     Returns (mean loss, gradient norm before clipping, tokens seen).
     """
@@ -180,8 +192,11 @@ def train_step(model, objective, optimizer, config, rng):
     loss_sum, n_tokens = 0.0, 0
     for _ in range(config.grad_accum):
         batch = objective.train_batch(config.batch_size, rng)
-        loss, _ = objective.loss(model, batch, rng)
-        model.backward()                                   # ADDS this micro-batch's gradients
+        if parallel is None:
+            loss, _ = objective.loss(model, batch, rng)
+            model.backward()                               # ADDS this micro-batch's gradients
+        else:
+            loss, _ = parallel.loss_and_backward(objective.loss, batch, rng)   # the same, shared by threads
         loss_sum, n_tokens = loss_sum + loss, n_tokens + tokens_in(batch)
     if config.grad_accum > 1:
         for grad in optimizer.grads.values():

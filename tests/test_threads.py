@@ -56,6 +56,25 @@ def test_big_jobs_use_several_threads_small_jobs_one(thread_count):
     assert seen == [(0, 10, threading.get_ident())]
 
 
+def test_on_this_thread_keeps_big_jobs_on_the_calling_thread_only_there(thread_count):
+    """parallel.py's threads each run their kernels alone; other threads still share theirs out."""
+    thread_count(2)
+    kernel, seen = recorder()
+    out = np.zeros(10)
+    big = 10 * threads.MIN_PARALLEL_NS
+    with threads.on_this_thread():
+        threads.run_tasks(kernel, 10, out, work_ns=big)
+        assert seen == [(0, 10, threading.get_ident())]
+        seen.clear()
+        elsewhere = threading.Thread(target=threads.run_tasks, args=(kernel, 10, out), kwargs={"work_ns": big})
+        elsewhere.start()
+        elsewhere.join()
+        assert len(seen) == 2                           # that thread was not inside on_this_thread()
+    seen.clear()
+    threads.run_tasks(kernel, 10, out, work_ns=big)
+    assert len(seen) == 2                               # and here it ends with the block
+
+
 def test_disabled_jit_runs_on_the_calling_thread(thread_count, monkeypatch):
     thread_count(2)
     monkeypatch.setattr(threads.config, "DISABLE_JIT", True)

@@ -132,8 +132,9 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
             return (float("nan") if self.calls == 4 else loss), n
 
     ids = np.random.default_rng(0).integers(0, 13, (4, 17))
-    with pytest.raises(TrainingDiverged, match="step 4"):
-        train(tiny_gpt(), NaNAtStep4(ids), quiet(10, checkpoint_interval=1), run_dir=tmp_path, log=None)
+    with pytest.raises(TrainingDiverged, match="step 4"):                # one loss call per step: no threads
+        train(tiny_gpt(), NaNAtStep4(ids), quiet(10, checkpoint_interval=1, data_parallel=1), run_dir=tmp_path,
+              log=None)
     checkpoint = load_checkpoint(tmp_path / "checkpoint.npz")
     assert checkpoint.step == 3
     assert all(np.isfinite(v).all() for v in checkpoint.params.values())

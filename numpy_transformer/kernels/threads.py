@@ -19,13 +19,14 @@ OpenMP's spinning threads did.
 What it costs: waking a thread takes ~70 us here, so a job estimated (work_ns) under MIN_PARALLEL_NS
 stays on the calling thread (token-by-token generation is all such jobs). Everything also stays on
 the calling thread under NUMBA_DISABLE_JIT=1, where the kernels are Python that a debugger steps
-through, and when another thread is already using the workers.
+through, when another thread is already using the workers, and within on_this_thread().
 
 Threads: NUMBA_NUM_THREADS (Numba's setting, default: every core), or set_num_threads(n) below
 (numba.set_num_threads sizes Numba's own parallel pool, which these kernels do not use).
 """
 import numbers
 import threading
+from contextlib import contextmanager
 
 from numba import config
 
@@ -33,6 +34,7 @@ MIN_PARALLEL_NS = 200_000      # 0.2 ms: a job this short stays on the calling t
 _workers = []                                   # started on first use, then kept (daemon threads)
 _in_use = threading.Lock()                      # held while a job is shared out
 _threads = [max(1, config.NUMBA_NUM_THREADS)]   # a list so set_num_threads can change it
+_this_thread = threading.local()                # .alone: True while on_this_thread() is active here
 
 
 def set_num_threads(count):
@@ -44,6 +46,18 @@ def set_num_threads(count):
 
 def get_num_threads():
     return _threads[0]
+
+
+@contextmanager
+def on_this_thread():
+    """Within `with`, every kernel this thread calls runs on this thread alone. For a caller that is
+    already one of several threads at work (parallel.py gives each thread a share of the batch)."""
+    previous = getattr(_this_thread, "alone", False)
+    _this_thread.alone = True
+    try:
+        yield
+    finally:
+        _this_thread.alone = previous
 
 
 class Worker:
@@ -101,7 +115,8 @@ def run_tasks(kernel, count, *args, work_ns):
     thread would cost more than it saves.
     """
     parts = min(_threads[0], count)
-    if parts <= 1 or config.DISABLE_JIT or work_ns < MIN_PARALLEL_NS or not _in_use.acquire(blocking=False):
+    if (parts <= 1 or config.DISABLE_JIT or work_ns < MIN_PARALLEL_NS or getattr(_this_thread, "alone", False)
+            or not _in_use.acquire(blocking=False)):
         kernel(0, count, *args)
         return
     started = []

@@ -1,0 +1,221 @@
+"""Data parallelism (parallel.py): threads sharing a batch give the loss and gradients of one pass."""
+import threading
+import time
+from functools import partial
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from numpy_transformer import backend
+from numpy_transformer.models import GPT, Encoder, EncoderConfig, GPTConfig, Transformer, TransformerConfig
+from numpy_transformer.objectives import IGNORE_INDEX, CausalLM, Classification, MaskedLM, Seq2Seq
+from numpy_transformer.optim import make_optimizer
+from numpy_transformer.parallel import DataParallel, check_shards, default_shards, replica_of, split_batch
+from numpy_transformer.train import TrainConfig, train
+
+BACKENDS = ["numpy"] + (["numba"] if backend.numba_available() else [])
+
+
+def gpt(dtype="float64", dropout=0.0):
+    return GPT(GPTConfig(vocab_size=11, max_len=12, width=16, num_heads=2, num_layers=2, dropout=dropout,
+                         dtype=dtype))
+
+
+def lm_batch(rows=5, T=12, seed=0):
+    data = np.random.default_rng(seed).integers(0, 11, (rows, T + 1))
+    return {"ids": data[:, :-1], "targets": data[:, 1:]}
+
+
+def lm_loss(model, batch, rng=None):
+    """CausalLM's loss (it needs nothing of the objective but the batch)."""
+    return CausalLM.loss(None, model, batch, rng)
+
+
+def families():
+    """(name, model, loss function, batch) for every model family and objective (float64, no dropout)."""
+    rng = np.random.default_rng(3)
+    encoder = Encoder(EncoderConfig(vocab_size=13, max_len=10, width=16, num_heads=2, num_layers=2, num_classes=3,
+                                    dtype="float64"))
+    ids = rng.integers(3, 13, (5, 10))
+    masked_targets = np.where(rng.random((5, 10)) < 0.3, ids, IGNORE_INDEX)
+    masked_targets[3:] = IGNORE_INDEX                      # the last shard of three counts nothing
+    masked_targets[0, 0] = ids[0, 0]
+    padded = ids.copy()
+    padded[:, 7:] = 0                                      # pad id 0 after position 7
+    transformer = Transformer(TransformerConfig(src_vocab_size=9, trg_vocab_size=7, max_len=8, width=16, num_heads=2,
+                                                num_layers=2, pad_id=0, dtype="float64"))
+    target = rng.integers(3, 7, (5, 8))
+    target[:, 6:] = 0
+    pad = SimpleNamespace(pad_id=0)                        # the objectives' losses need no data set
+    return [
+        ("gpt causal LM", gpt(), lm_loss, lm_batch()),
+        ("encoder masked LM", encoder, partial(MaskedLM.loss, None), {"ids": ids, "targets": masked_targets}),
+        ("encoder classification", encoder, partial(Classification.loss, None),
+         {"ids": padded, "labels": rng.integers(0, 3, 5), "padding": padded == 0}),
+        ("transformer seq2seq", transformer, partial(Seq2Seq.loss, pad),
+         {"src": rng.integers(3, 9, (5, 8)), "trg_in": target[:, :-1], "targets": target[:, 1:]}),
+    ]
+
+
+def plain_pass(model, loss_fn, batch):
+    model.zero_grad()
+    loss, counted = loss_fn(model, batch, None)
+    model.backward()
+    return loss, counted, {name: grad.copy() for name, grad in model.grads().items()}
+
+
+@pytest.mark.parametrize("backend_name", BACKENDS)
+@pytest.mark.parametrize("shards", [2, 3])
+@pytest.mark.parametrize("family", range(4), ids=[f[0] for f in families()])
+def test_shared_batch_gives_the_loss_and_gradients_of_one_pass(backend_name, shards, family):
+    _, model, loss_fn, batch = families()[family]
+    with backend.use_backend(backend_name):
+        loss, counted, grads = plain_pass(model, loss_fn, batch)
+        model.zero_grad()
+        with DataParallel(model, shards) as parallel:
+            shared_loss, shared_counted = parallel.loss_and_backward(loss_fn, batch)
+    assert shared_counted == counted
+    assert shared_loss == pytest.approx(loss, rel=1e-12)
+    for name, grad in model.grads().items():
+        assert np.abs(grad).max() > 0 or np.abs(grads[name]).max() == 0
+        np.testing.assert_allclose(grad, grads[name], rtol=1e-10, atol=1e-14, err_msg=name)
+
+
+def test_gradients_are_added_like_backward_and_a_shard_counting_nothing_weighs_nothing():
+    _, model, loss_fn, batch = families()[1]                   # masked LM: shard 3 of 3 counts no target
+    _, counted, grads = plain_pass(model, loss_fn, batch)
+    assert loss_fn(model, split_batch(batch, 3)[2], None)[1] == 0
+    model.clear_caches()
+    with DataParallel(model, 3) as parallel:
+        parallel.loss_and_backward(loss_fn, batch)             # on top of the plain pass's gradients
+    for name, grad in model.grads().items():
+        np.testing.assert_allclose(grad, 2 * grads[name], rtol=1e-10, atol=1e-14, err_msg=name)
+
+
+def test_replicas_share_the_weights_and_follow_the_model():
+    model = gpt()
+    replica = replica_of(model)
+    params = model.parameters()
+    for name, value in replica.parameters().items():
+        assert value is params[name]                           # the same arrays, not copies
+    for name, grad in replica.grads().items():
+        assert grad is not model.grads()[name]                 # gradients of its own
+    optimizer = make_optimizer(model, "sgd", lr=0.1)
+    batch = lm_batch()
+    with DataParallel(model, 2) as parallel:
+        for _ in range(2):                                     # a step in between: replicas see the new weights
+            model.zero_grad()
+            loss, _ = parallel.loss_and_backward(lm_loss, batch)
+            optimizer.step()
+        first = parallel.replicas[0]
+        model.eval()
+        parallel.ready_replicas(2)
+        assert not first.blocks[0].training                    # modes follow the model
+        model.train()
+        model.embed.tokens.params["weight"] = model.embed.tokens.params["weight"].copy()   # replaced, not updated
+        assert parallel.ready_replicas(2)[0] is not first      # rebuilt on the new array
+        assert parallel.replicas[0].embed.tokens.params["weight"] is model.embed.tokens.params["weight"]
+    assert np.isfinite(loss)
+
+
+def test_dropout_masks_come_from_the_generator_reproducibly():
+    model = gpt(dropout=0.3)
+    loss_fn = lm_loss
+    results = []
+    for seed in (5, 5, 6):
+        model.zero_grad()
+        rng = np.random.default_rng(seed)
+        with DataParallel(model, 2) as parallel:
+            loss, _ = parallel.loss_and_backward(loss_fn, lm_batch(), rng)
+        results.append((loss, model.grads()["embed.tokens.weight"].copy(), rng.random()))
+    assert results[0][0] == results[1][0] and np.array_equal(results[0][1], results[1][1])
+    assert results[0][2] == results[1][2]                      # the generator moved on by the same draws
+    assert results[0][0] != results[2][0]
+
+
+@pytest.mark.skipif("numba" not in BACKENDS, reason="needs Numba")
+def test_same_bits_whatever_the_kernels_thread_count():
+    from numpy_transformer.kernels import threads
+    batch = lm_batch(rows=8)
+    loss_fn = lm_loss
+    runs = []
+    for count in (1, 3):
+        model = gpt("float32")
+        threads.set_num_threads(count)
+        try:
+            with backend.use_backend("numba"), DataParallel(model, 2) as parallel:
+                loss, _ = parallel.loss_and_backward(loss_fn, batch)
+        finally:
+            threads.set_num_threads(2)
+        runs.append((loss, model.grads()))
+    assert runs[0][0] == runs[1][0]
+    for name, grad in runs[0][1].items():
+        assert np.array_equal(grad, runs[1][1][name]), name
+
+
+@pytest.mark.parametrize("failing_rows", [2, 3], ids=["shard 0, this thread", "shard 1, its thread"])
+def test_a_failing_shard_raises_after_every_shard_is_done_and_the_threads_still_work(failing_rows):
+    model = gpt()
+    finished = []
+
+    def loss_fn(replica, batch, rng):
+        if len(batch["ids"]) == failing_rows:                  # 5 rows: shard 0 has 2, shard 1 has 3
+            raise RuntimeError("shard failed")
+        time.sleep(0.2)                                        # the other shard is still at work meanwhile
+        finished.append(threading.current_thread().name)
+        return lm_loss(replica, batch)
+
+    with DataParallel(model, 2) as parallel:
+        with pytest.raises(RuntimeError, match="shard failed"):
+            parallel.loss_and_backward(loss_fn, lm_batch(rows=5))
+        assert len(finished) == 1                              # the other shard was waited for
+        assert (finished[0] == threading.current_thread().name) == (failing_rows == 3)
+        loss, counted = parallel.loss_and_backward(lm_loss, lm_batch())
+    assert np.isfinite(loss) and counted == 5 * 12
+
+
+def test_one_shard_is_the_plain_step_bit_for_bit():
+    model = gpt()
+    loss_fn = lm_loss
+    loss, _, grads = plain_pass(model, loss_fn, lm_batch())
+    model.zero_grad()
+    with DataParallel(model, 1) as parallel:
+        assert parallel.loss_and_backward(loss_fn, lm_batch())[0] == loss
+    for name, grad in model.grads().items():
+        assert np.array_equal(grad, grads[name])
+
+
+def test_training_with_threads_follows_the_training_without():
+    """A float64 run shared by 2 threads follows the same loss curve as one without (the sums are only
+    added in another order), and the number of threads is recorded with the run."""
+    ids = np.tile(np.arange(11), 200)
+    curves = []
+    for shards in (1, 2):
+        objective = CausalLM(ids[:1800], ids[1800:], 12, eval_batches=1, eval_batch_size=4)
+        config = TrainConfig(steps=6, batch_size=6, lr=3e-3, warmup=2, eval_interval=6, checkpoint_interval=6,
+                             progress=False, data_parallel=shards)
+        with backend.use_backend("numpy"):
+            history = train(gpt(), objective, config, log=None).history
+        curves.append([r["loss"] for r in history if "loss" in r])
+    np.testing.assert_allclose(curves[1], curves[0], rtol=1e-10)
+
+
+def test_bad_settings_name_the_value():
+    for bad in (0, -1, 2.5, True, "2"):
+        with pytest.raises(ValueError, match=repr(bad).replace(".", r"\.")):
+            check_shards(bad)
+    with pytest.raises(ValueError, match="data_parallel .* got -1"):
+        train(gpt(), None, TrainConfig(data_parallel=-1))
+    with pytest.raises(ValueError, match="different lengths"):
+        split_batch({"ids": np.zeros((4, 3)), "labels": np.zeros(3)}, 2)
+
+
+def test_default_is_one_thread_per_core_on_numba_and_none_on_numpy():
+    with backend.use_backend("numpy"):
+        assert default_shards(16) == 1
+    if "numba" in BACKENDS:
+        from numpy_transformer.kernels.threads import get_num_threads
+        with backend.use_backend("numba"):
+            assert default_shards(16) == get_num_threads()
+            assert default_shards(1) == 1                      # never more threads than sequences
