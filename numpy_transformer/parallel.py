@@ -26,12 +26,14 @@ and the Numba kernels stay on each shard's own thread (the threads ARE the paral
     loss, counted = parallel.loss_and_backward(objective.loss, batch, rng)   # like loss + model.backward()
     optimizer.step()
 
-Debugging: with one shard nothing changes (train() uses none unless asked on the NumPy backend or
-under NUMBA_DISABLE_JIT=1; see default_shards), and a debugger never has to follow a thread.
+Debugging: with one shard nothing changes and a debugger never has to follow a thread. train() uses
+one unless asked on the NumPy backend and under NUMBA_DISABLE_JIT=1; anywhere, TrainConfig.data_parallel=1
+(--data-parallel 1) or NUMPY_TRANSFORMER_DATA_PARALLEL=1 in the environment turns the threads off.
 """
 import contextlib
 import copy
 import numbers
+import os
 from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
@@ -48,6 +50,9 @@ except ImportError:            # no Numba, or the course kit's student copy (no 
         return 1
 
 
+ENV_VAR = "NUMPY_TRANSFORMER_DATA_PARALLEL"
+
+
 def check_shards(shards):
     """shards as an int >= 1, or a ValueError naming the bad value."""
     if isinstance(shards, bool) or not isinstance(shards, numbers.Integral) or shards < 1:
@@ -56,15 +61,22 @@ def check_shards(shards):
 
 
 def default_shards(batch_size):
-    """How many threads share a batch when you do not say: one per kernel thread (NUMBA_NUM_THREADS,
-    every core by default), at most one per sequence, on the Numba backend; 1 (no threads) on the
-    NumPy reference and under NUMBA_DISABLE_JIT=1, where everything runs where a debugger can follow."""
-    if backend.get_backend() != "numba":
-        return 1
-    from numba import config                          # the Numba backend has it
-    if config.DISABLE_JIT:
-        return 1
-    return max(1, min(get_num_threads(), batch_size))
+    """How many threads share a batch when you do not say, at most one per sequence:
+    NUMPY_TRANSFORMER_DATA_PARALLEL from the environment if set (1: none, on any backend); else one per
+    kernel thread (NUMBA_NUM_THREADS, every core by default) on the Numba backend, and 1 (no threads)
+    on the NumPy reference and under NUMBA_DISABLE_JIT=1, where a debugger can follow everything."""
+    requested = os.environ.get(ENV_VAR, "").strip()
+    if requested:
+        try:
+            shards = check_shards(int(requested))
+        except ValueError:
+            raise ValueError(f"{ENV_VAR} must be a whole number >= 1, got {requested!r}") from None
+    elif backend.get_backend() != "numba":
+        shards = 1
+    else:
+        from numba import config                      # the Numba backend has it
+        shards = 1 if config.DISABLE_JIT else get_num_threads()
+    return max(1, min(shards, batch_size))
 
 
 def blas_controller():
