@@ -8,6 +8,10 @@ Every objective has the same three methods, so one training loop serves every mo
                                                              the loss is then 0, and so is its gradient)
     evaluate(model)              -> {"val_loss": ..., "val_ppl": ..., ...} on a FIXED validation set
 
+When threads share a batch (parallel.py, the trainer's default on the Numba backend), loss() is called
+once per thread at the same time, each with a replica of the model and a slice of the batch: it must
+not keep state of its own between calls, nor reach for a model other than the one it is given.
+
     CausalLM        GPT:          predict token t+1 from tokens 0..t          loss = mean_t -log p(x_{t+1} | x_<=t)
     MaskedLM        Encoder:      predict the 15% hidden tokens from both sides (BERT's 80/10/10 recipe)
     MaskedSentences Encoder:      the same on separate [CLS] sentence [PAD] rows (the fine-tuning layout)

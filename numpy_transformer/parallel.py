@@ -5,26 +5,36 @@
               replica_i.backward -> gradients g_i
     loss = sum_i c_i L_i / C,   gradient = sum_i (c_i / C) g_i,   C = sum_i c_i
 
-That is the loss and the gradient of one pass over the whole batch: the loss is a mean over counted
-predictions, and nothing in these models mixes different sequences of a batch (attention, LayerNorm
-and the FFN all work within one sequence or one token). Only the rounding differs, as sums are added
-in another order; how many shards a run used is part of what makes it reproducible.
+Without dropout that is the loss and the gradient of one pass over the whole batch: the loss is a
+mean over counted predictions, and nothing in these models mixes different sequences of a batch
+(attention, LayerNorm and the FFN all work within one sequence or one token); only the rounding
+differs, as sums are added in another order. c_i is read from the model's own loss layer, so the
+weights always match the loss's denominator. With dropout each shard draws its own masks
+(shard_generators), so the masks, and the batches drawn after them, depend on the number of shards.
+Either way a run is reproducible bit for bit with the same seed and the same number of shards.
 
 A replica is a copy of the model's layers that SHARES the model's parameter arrays (no weight is
 copied, and an optimiser step on the model updates every replica) but has its own gradients and
 caches, so no two threads ever write to the same array. The shards' gradients are added into the
-model's own, in shard order, on the calling thread.
+model's own, in shard order, on the calling thread. Replicas are made once and follow the model's
+train/eval mode and attention-weights setting; they are made again when a parameter array is
+replaced or the layers change. Any other setting you change afterwards (a dropout rate, label
+smoothing) needs DataParallel.rebuild().
 
 Why (measured on the reference GPT step, 2 cores, docs/kernels.md): sharing out every matmul and
 every kernel across both cores wakes a sleeping thread about 90 times per step, and on this virtual
-machine each wake-up costs 30-90 us during which a core idles: 116 ms per step. Two threads each
+machine each wake-up costs 30-90 us during which a core idles: 113 ms per step. Two threads each
 running half of the batch, each on one core, meet once per step: 91 ms. While the shards run, BLAS
-and the Numba kernels stay on each shard's own thread (the threads ARE the parallelism).
+runs single-threaded (a process-wide setting, made through threadpoolctl and undone afterwards) and
+the Numba kernels stay on each shard's own thread: the shards' threads ARE the parallelism.
 
     parallel = DataParallel(model, 2)
     model.zero_grad()
     loss, counted = parallel.loss_and_backward(objective.loss, batch, rng)   # like loss + model.backward()
     optimizer.step()
+
+loss_fn (an objective's .loss) is then called once per shard, at the same time on different
+threads, with a replica in place of the model and a slice of the batch in place of the batch.
 
 Debugging: with one shard nothing changes and a debugger never has to follow a thread. train() uses
 one unless asked on the NumPy backend and under NUMBA_DISABLE_JIT=1; anywhere, TrainConfig.data_parallel=1
@@ -37,7 +47,6 @@ import os
 from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
-import threadpoolctl
 
 from . import backend
 
@@ -82,6 +91,7 @@ def default_shards(batch_size):
 def blas_controller():
     """threadpoolctl's handle on every BLAS library loaded: NumPy's, and SciPy's, which the kernels'
     np.dot calls (loaded here first, so that it is on the list)."""
+    import threadpoolctl                                # only needed once threads share a batch
     with contextlib.suppress(ImportError):
         import scipy.linalg.cython_blas  # noqa: F401
     return threadpoolctl.ThreadpoolController()
@@ -89,10 +99,21 @@ def blas_controller():
 
 def replica_of(model):
     """A copy of `model` (layers, gradients, settings) whose parameters ARE the model's arrays."""
+    # deepcopy's memo maps id(original) -> its copy; mapping each parameter to ITSELF means "reuse, don't copy"
     shared = {id(value): value for value in model.parameters().values()}
-    replica = copy.deepcopy(model, memo=shared)       # deepcopy reuses whatever the memo already holds
+    replica = copy.deepcopy(model, memo=shared)
     replica.clear_caches()
+    for _, layer in replica.named_layers():            # the maps the model's last forward left behind
+        if vars(layer).get("attention_weights") is not None:
+            layer.attention_weights = None
+    loss_layer = getattr(replica, "loss_fn", None)
+    if loss_layer is not None:
+        loss_layer.cache = None
     return replica
+
+
+def layer_names(model):
+    return [name for name, _ in model.named_layers()]
 
 
 def copy_modes(model, replica):
@@ -101,6 +122,12 @@ def copy_modes(model, replica):
         twin.training = layer.training
         if hasattr(layer, "keep_weights"):
             twin.keep_weights = layer.keep_weights
+
+
+def predictions_counted(replica, reported):
+    """How many predictions the replica's loss just averaged over: what its CrossEntropyLoss counted
+    (the weight must match the loss's own denominator exactly), else the objective's `reported` count."""
+    return getattr(getattr(replica, "loss_fn", None), "counted", reported)
 
 
 def split_batch(batch, shards):
@@ -151,7 +178,7 @@ class DataParallel:
             try:
                 results = [run_shard(replicas[0], loss_fn, pieces[0], generators[0])]   # this thread: shard 0
             finally:
-                wait(waiting)                                   # every shard done, even if this one failed
+                wait_for_every(waiting)                         # even if this one failed, or on Ctrl-C
         results += [future.result() for future in waiting]      # (raises a shard's exception)
         losses = [loss for loss, _ in results]
         counts = [counted for _, counted in results]
@@ -173,22 +200,29 @@ class DataParallel:
 
     # --- replicas and threads -----------------------------------------------------------------------
     def ready_replicas(self, count):
-        """`count` replicas in the model's current modes, rebuilt if the model's parameter arrays
-        were replaced since they were made (say, by a new output layer for fine-tuning)."""
+        """`count` replicas in the model's current modes. All self.shards of them are made at once, and
+        made again if a parameter array of the model was replaced (say, a new output layer for
+        fine-tuning) or its layers changed since."""
         params = self.model.parameters()
+        names = layer_names(self.model)
         stale = not self.replicas or any(
             replica.parameters().keys() != params.keys()
             or any(value is not params[name] for name, value in replica.parameters().items())
+            or layer_names(replica) != names
             for replica in self.replicas)
         if stale:
-            self.replicas = [replica_of(self.model) for _ in range(self.shards)]
-        if self.executor is None and self.shards > 1:
+            self.rebuild()
+        if self.executor is None:
             self.executor = ThreadPoolExecutor(self.shards - 1, thread_name_prefix="numpy_transformer-shard")
         if self.blas is None:
             self.blas = blas_controller()
         for replica in self.replicas[:count]:
             copy_modes(self.model, replica)
         return self.replicas[:count]
+
+    def rebuild(self):
+        """Make the replicas again from the model as it is now (after changing a setting of its layers)."""
+        self.replicas = [replica_of(self.model) for _ in range(self.shards)]
 
     def close(self):
         """Stop the threads (each finishes its shard first)."""
@@ -205,9 +239,10 @@ class DataParallel:
 
 
 def shard_generators(rng, count):
-    """[generator per shard]: the first shard draws from `rng` itself; each other one from a generator
-    seeded from the numbers a COPY of rng would draw next. So a model without dropout draws nothing,
-    and a run sees the same batches with threads as without. [None] * count without a generator."""
+    """[generator per shard]: shard 0 uses rng itself; the others get fresh generators seeded from the
+    next numbers rng would produce (read from a copy, so rng itself does not advance). Without dropout
+    nothing is drawn, and the batches match a run without threads; with dropout, shard 0 draws fewer
+    numbers than one pass would, so later batches differ. [None] * count when rng is None."""
     if rng is None:
         return [None] * count
     seeds = copy.deepcopy(rng).integers(2**63, size=count - 1)
@@ -218,6 +253,21 @@ def run_shard(replica, loss_fn, batch, rng):
     """One shard on the calling thread: its gradient alone (the replica's zeroed first), and (loss, counted)."""
     with kernels_on_this_thread():
         replica.zero_grad()
-        loss, counted = loss_fn(replica, batch, rng)
+        loss, reported = loss_fn(replica, batch, rng)
         replica.backward()
-    return loss, counted
+    return loss, predictions_counted(replica, reported)
+
+
+def wait_for_every(futures):
+    """Wait until every future is done. A Ctrl-C meanwhile is held back until then and raised after:
+    a shard still running would go on writing its replica, and BLAS would be back on several
+    threads under it."""
+    interrupt = None
+    while True:
+        try:
+            wait(futures)
+            break
+        except KeyboardInterrupt as exc:
+            interrupt = exc
+    if interrupt is not None:
+        raise interrupt

@@ -12,8 +12,8 @@
 What the objective is (causal LM, masked LM, seq2seq, classification) lives in objectives.py; the loop
 only needs its train_batch / loss / evaluate. One np.random.Generator, seeded from TrainConfig.seed,
 draws every batch and every dropout mask, and its state is saved in the checkpoint: the same seed
-gives a bit-identical run (with as many data-parallel threads), and a resumed run continues exactly as if
-it had never stopped.
+gives a bit-identical run (with as many data-parallel threads: a resumed run uses the number it was
+started with), and a resumed run continues exactly as if it had never stopped.
 
 Ctrl-C does not tear the run apart: the first one is noted, the current step finishes, a checkpoint
 is saved and train() returns with interrupted=True (a second Ctrl-C stops at once). A loss or gradient
@@ -22,6 +22,7 @@ is the last good one.
 """
 import json
 import math
+import numbers
 import os
 import signal
 import sys
@@ -55,8 +56,9 @@ class TrainConfig:
     warmup: int = 100                  # warm-up steps
     min_lr: float = 1e-4               # cosine floor
     grad_clip: float = 1.0             # max global gradient norm (0: no clipping)
-    data_parallel: int = 0             # threads that share each micro-batch (parallel.py); 0: one per core on
-                                       # the Numba backend, 1 (none) on NumPy or under NUMBA_DISABLE_JIT=1
+    data_parallel: int = 0             # threads that share each micro-batch (parallel.py); 0: the run being
+                                       # resumed's number, else NUMPY_TRANSFORMER_DATA_PARALLEL, else one per
+                                       # core on Numba, 1 (none) on NumPy or under NUMBA_DISABLE_JIT=1
     eval_interval: int = 250           # steps between validation evaluations (and at the end)
     checkpoint_interval: int = 250     # steps between checkpoints (and at the end, and on Ctrl-C)
     seed: int = 0                      # seeds the generator for batches and dropout
@@ -85,7 +87,8 @@ def check_train_config(config):
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if not config.lr > 0:
         raise ValueError(f"lr must be positive, got {config.lr}")
-    if isinstance(config.data_parallel, bool) or not isinstance(config.data_parallel, int) or config.data_parallel < 0:
+    if (isinstance(config.data_parallel, bool) or not isinstance(config.data_parallel, numbers.Integral)
+            or config.data_parallel < 0):
         raise ValueError(f"data_parallel must be 0 (automatic) or a positive integer, got {config.data_parallel!r}")
     if config.warmup < 0 or config.grad_clip < 0:
         raise ValueError(f"warmup and grad_clip must be >= 0, got {config.warmup} and {config.grad_clip}")
@@ -130,11 +133,15 @@ def train(model, objective, config: TrainConfig, run_dir=None, resume=False, tok
                                config.beta2, weight_decay=config.weight_decay,
                                decay_embeddings=config.decay_embeddings)
     ckpt_path = None if run_dir is None else os.path.join(run_dir, "checkpoint.npz")
+    used = None                                        # threads sharing a batch in the run resumed
     if resume:
-        rng, start, history = restore(ckpt_path, model, optimizer, config)
+        rng, start, history, used = restore(ckpt_path, model, optimizer, config)
     else:
         rng, start, history = np.random.default_rng(config.seed), 0, []
-    shards = config.data_parallel or default_shards(config.batch_size)
+    shards = min(config.data_parallel or used or default_shards(config.batch_size), config.batch_size)
+    if used and shards != used and log is not None:
+        log(f"note: {shards} threads share each batch where the run so far used {used}: the run continues, "
+            f"but not with the same bits as if it had never stopped (--data-parallel {used} would)")
     extra = dict(extra or {}, train_config=vars(config), data_parallel_shards=shards)
     metrics = MetricsLog(run_dir, history)
     parallel = DataParallel(model, shards) if shards > 1 else None
@@ -206,7 +213,8 @@ def train_step(model, objective, optimizer, config, rng, parallel=None):
 
 
 def restore(ckpt_path, model, optimizer, config):
-    """Load run_dir/checkpoint.npz into model and optimiser; returns (rng, step, history) to continue from."""
+    """Load run_dir/checkpoint.npz into model and optimiser; returns (rng, step, history) to continue from,
+    and how many threads shared each batch in that run (None if it did not say)."""
     if ckpt_path is None:
         raise ValueError("resume needs a run directory holding checkpoint.npz")
     checkpoint = load_checkpoint(ckpt_path)
@@ -215,7 +223,8 @@ def restore(ckpt_path, model, optimizer, config):
     optimizer.load_state_dict(checkpoint.optim_state)
     if checkpoint.step > config.steps:
         raise ValueError(f"checkpoint is at step {checkpoint.step}, beyond the {config.steps} steps asked for")
-    return checkpoint.make_rng(), checkpoint.step, checkpoint.extra.get("history", [])
+    return (checkpoint.make_rng(), checkpoint.step, checkpoint.extra.get("history", []),
+            checkpoint.extra.get("data_parallel_shards"))
 
 
 class MetricsLog:

@@ -1,4 +1,5 @@
 """Data parallelism (parallel.py): threads sharing a batch give the loss and gradients of one pass."""
+import signal
 import threading
 import time
 from functools import partial
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 
 from numpy_transformer import backend
+from numpy_transformer.checkpoint import load_checkpoint
 from numpy_transformer.models import GPT, Encoder, EncoderConfig, GPTConfig, Transformer, TransformerConfig
 from numpy_transformer.objectives import IGNORE_INDEX, CausalLM, Classification, MaskedLM, Seq2Seq
 from numpy_transformer.optim import make_optimizer
@@ -191,7 +193,7 @@ def test_one_shard_is_the_plain_step_bit_for_bit():
         assert np.array_equal(grad, grads[name])
 
 
-def test_training_with_threads_follows_the_training_without():
+def test_training_with_threads_follows_the_training_without(tmp_path):
     """A float64 run shared by 2 threads follows the same loss curve as one without (the sums are only
     added in another order), and the number of threads is recorded with the run."""
     ids = np.tile(np.arange(11), 200)
@@ -201,8 +203,9 @@ def test_training_with_threads_follows_the_training_without():
         config = TrainConfig(steps=6, batch_size=6, lr=3e-3, warmup=2, eval_interval=6, checkpoint_interval=6,
                              progress=False, data_parallel=shards)
         with backend.use_backend("numpy"):
-            history = train(gpt(), objective, config, log=None).history
-        curves.append([r["loss"] for r in history if "loss" in r])
+            result = train(gpt(), objective, config, run_dir=tmp_path / str(shards), log=None)
+        curves.append([r["loss"] for r in result.history if "loss" in r])
+        assert load_checkpoint(result.checkpoint_path).extra["data_parallel_shards"] == shards
     np.testing.assert_allclose(curves[1], curves[0], rtol=1e-10)
 
 
@@ -232,3 +235,77 @@ def test_default_is_one_thread_per_core_on_numba_and_none_on_numpy(monkeypatch):
         with backend.use_backend("numba"):
             assert default_shards(16) == get_num_threads()
             assert default_shards(1) == 1                      # never more threads than sequences
+
+
+def test_the_weights_come_from_the_loss_not_from_the_objectives_count():
+    """A GPT that ignores padding (ignore_index=0) next to an objective that counts every target: the
+    shards are still weighted by what the loss itself averaged over."""
+    model = GPT(GPTConfig(vocab_size=11, max_len=12, width=16, num_heads=2, num_layers=2, ignore_index=0,
+                          dtype="float64"))
+    batch = lm_batch(rows=4)
+    batch["targets"] = batch["targets"].copy()
+    batch["targets"][2:, 3:] = 0                               # the second shard is mostly padding
+    loss, _, grads = plain_pass(model, lm_loss, batch)        # lm_loss reports targets.size for either shard
+    model.zero_grad()
+    with DataParallel(model, 2) as parallel:
+        shared_loss, counted = parallel.loss_and_backward(lm_loss, batch)
+    assert counted == int((batch["targets"] != 0).sum())
+    assert shared_loss == pytest.approx(loss, rel=1e-12)
+    for name, grad in model.grads().items():
+        np.testing.assert_allclose(grad, grads[name], rtol=1e-10, atol=1e-14, err_msg=name)
+
+
+def test_ctrl_c_while_waiting_is_raised_only_once_every_shard_is_done():
+    """A Ctrl-C must not leave a shard running on its replica (with BLAS back on several threads)."""
+    model = gpt()
+    done = []
+
+    def loss_fn(replica, batch, rng):
+        if threading.current_thread() is not threading.main_thread():
+            time.sleep(0.6)                                    # the other shard: still busy when Ctrl-C comes
+            done.append(time.perf_counter())
+        return lm_loss(replica, batch)
+
+    timer = threading.Timer(0.2, signal.raise_signal, args=(signal.SIGINT,))
+    with DataParallel(model, 2) as parallel:
+        timer.start()
+        with pytest.raises(KeyboardInterrupt):
+            parallel.loss_and_backward(loss_fn, lm_batch())
+        interrupted_at = time.perf_counter()
+        assert done and done[0] <= interrupted_at              # raised after the other shard finished
+    timer.join()
+
+
+def test_replicas_leave_the_models_attention_maps_behind_and_rebuild_when_asked():
+    model = gpt()
+    model.forward(lm_batch()["ids"])                           # keeps (B, H, T, T) maps, and a cache
+    replica = replica_of(model)
+    assert all(getattr(layer, "attention_weights", None) is None for _, layer in replica.named_layers())
+    with DataParallel(model, 2) as parallel:
+        first = parallel.ready_replicas(2)[0]
+        model.loss_fn.label_smoothing = 0.1                    # a setting replicas do not follow by themselves
+        assert parallel.ready_replicas(2)[0] is first
+        parallel.rebuild()
+        assert parallel.ready_replicas(2)[0].loss_fn.label_smoothing == 0.1
+        model.blocks.pop()                                     # the layers changed: made again by themselves
+        assert len(parallel.ready_replicas(2)[0].blocks) == 1
+
+
+def test_resume_uses_the_number_of_threads_the_run_started_with(tmp_path):
+    ids = np.tile(np.arange(11), 200)
+
+    def run(shards, resume=False, out=None, stop_at=None):
+        objective = CausalLM(ids[:1800], ids[1800:], 12, eval_batches=1, eval_batch_size=4)
+        config = TrainConfig(steps=6, batch_size=4, lr=3e-3, warmup=2, eval_interval=3, checkpoint_interval=3,
+                             progress=False, data_parallel=shards)
+        with backend.use_backend("numpy"):                     # where the default would be no threads
+            return train(gpt("float32"), objective, config, run_dir=out, resume=resume, log=None,
+                         callback=lambda record, model: record["step"] == stop_at)
+
+    whole = run(2, out=tmp_path / "whole")
+    run(2, out=tmp_path / "split", stop_at=3)
+    resumed = run(0, resume=True, out=tmp_path / "split")      # 0: the number the run started with
+    assert load_checkpoint(resumed.checkpoint_path).extra["data_parallel_shards"] == 2
+    assert [r["loss"] for r in resumed.history if "loss" in r] == [r["loss"] for r in whole.history if "loss" in r]
+    capped = run(8, out=tmp_path / "capped", stop_at=1)        # never more threads than sequences
+    assert load_checkpoint(capped.checkpoint_path).extra["data_parallel_shards"] == 4

@@ -69,10 +69,12 @@ class CrossEntropyLoss(Layer):
         super().__init__()
         self.ignore_index = ignore_index
         self.label_smoothing = label_smoothing
+        self.counted = 0          # predictions the last forward averaged over (not ignore_index); may be 0
 
     def forward(self, logits, targets):
         forward = backend.dispatch(cross_entropy_forward)  # NumPy reference or its Numba twin
         loss, self.cache = forward(logits, targets, self.ignore_index, self.label_smoothing)
+        self.counted = int(np.count_nonzero(np.asarray(targets) != self.ignore_index))
         return loss
 
     def backward(self, dloss=1.0):
