@@ -8,7 +8,9 @@ OPENBLAS_THREAD_TIMEOUT=4
     OpenBLAS's idle threads poll for 2^28 clock cycles (~0.1 s) after every call, most of the time
     between two matmuls, and the Numba kernels in between ran at about half speed.
     2^4 cycles: they go to sleep at once. Read when NumPy is first imported, so it only takes effect
-    when numpy_transformer is imported first (as `python -m numpy_transformer ...` does).
+    when numpy_transformer is imported first (as `python -m numpy_transformer ...` does). It matters
+    where the cores share each operation (evaluation, generation, --data-parallel 1); in a training
+    step whose batch is split across threads (parallel.py), BLAS runs on one thread per share anyway.
 glibc malloc: keep freed memory (M_TRIM_THRESHOLD 512 MiB, M_MMAP_THRESHOLD 32 MiB)
     Every NumPy temporary is a fresh allocation. Under glibc's defaults, large ones are mapped from
     the kernel and handed back when freed, so the next step pays page faults and zero-filling for

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from numpy_transformer import bench
@@ -79,3 +80,28 @@ def test_verdicts_compare_each_family_at_its_best():
     assert verdict("float32 only") == (12.0, True)
     assert verdict("cached load") == (0.5, True)
     assert len(verdicts) == 11
+
+
+@pytest.mark.parametrize("backend_name", ["numba", "numpy", "torch"])
+def test_each_training_step_runs_and_splitting_the_batch_keeps_the_loss(backend_name, monkeypatch):
+    """The benchmark's own step functions, in this process on a tiny GPT: each library's step with the
+    batch split across 2 threads gives the loss of its step without the split (after 3 warm-up steps
+    from the same start: same maths, other rounding)."""
+    if backend_name == "torch":
+        torch = pytest.importorskip("torch")
+        threads_before = torch.get_num_threads()
+    from numpy_transformer import backend
+    cfg = dict(num_layers=1, width=16, num_heads=2, T=8, batch=4, vocab=11)
+    losses = []
+    try:
+        with backend.use_backend(backend.get_backend()):      # a worker switches the process's backend
+            for split in ("1", "2"):
+                monkeypatch.setenv(bench.SPLIT, split)
+                worker = bench.Worker(backend_name)
+                losses.append(worker.setup_train({"cfg": cfg})["loss"])
+                assert worker.train({"steps": 2})["seconds"] > 0
+    finally:
+        if backend_name == "torch":
+            torch.set_num_threads(threads_before)             # the split set one thread per Python thread
+    assert np.isfinite(losses[0])
+    assert losses[1] == pytest.approx(losses[0], rel=1e-4)
