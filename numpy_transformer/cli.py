@@ -22,7 +22,8 @@ import time
 import numpy as np
 
 from .checkpoint import check_compatible, load_checkpoint
-from .train import TrainConfig, TrainingDiverged, plot_history, train
+from .backend import get_backend
+from .train import TrainConfig, TrainingDiverged, describe_threads, plot_history, threads_sharing, train
 from .viz import save_figure
 
 EXIT_BAD_INPUT = 2
@@ -109,6 +110,12 @@ def add_trainer_flags(parser):
         elif f.type is bool or f.type == "bool":
             group.add_argument(flag, dest=f.name, action="store_true", default=argparse.SUPPRESS,
                                help=f"(default {f.default})")
+        elif f.name == "data_parallel":
+            group.add_argument(flag, dest=f.name, type=non_negative_int, default=argparse.SUPPRESS, metavar="N",
+                               help="threads that split each batch, each running forward and backward on its "
+                                    "share (default 0: one per core on the Numba backend, none on NumPy; a "
+                                    "resumed run keeps its number); 1 keeps training on one thread, e.g. for a "
+                                    "debugger")
         elif f.name in ("optimizer", "schedule"):
             choices = ("sgd", "adam", "adamw") if f.name == "optimizer" else ("constant", "inverse_sqrt", "cosine")
             group.add_argument(flag, dest=f.name, choices=choices, default=argparse.SUPPRESS,
@@ -121,8 +128,6 @@ def add_trainer_flags(parser):
 def flag_type(name, annotation):
     """The argparse type of a TrainConfig field: counts must be positive, seed/warmup any int, rates >= 0."""
     if annotation in (int, "int"):
-        if name == "data_parallel":
-            return non_negative_int                         # 0: automatic
         return int if name in ("seed", "warmup") else positive_int
     return non_negative_float
 
@@ -325,12 +330,18 @@ def run_pretrain(settings, log):
         check_compatible(checkpoint, task.model)
         if checkpoint.tokenizer != task.tokenizer.to_json():
             raise ValueError(f"checkpoint {ckpt_path} was trained with a different tokenizer/corpus")
+    used = checkpoint.extra.get("data_parallel_shards") if settings["resume"] else None
+    accumulation = f" x {config.grad_accum} accumulated" if config.grad_accum > 1 else ""
     log(f"{settings['model']}: {task.model.num_parameters():,} parameters, corpus {task.corpus_name} "
-        f"({task.describe}), {config.steps} steps of {config.batch_size} x {config.grad_accum}; run dir {run_dir}")
+        f"({task.describe}), {config.steps} steps of {config.batch_size} sequences{accumulation}, "
+        f"{get_backend()} backend, {describe_threads(threads_sharing(config, used))}; run dir {run_dir}")
     deadline = time.perf_counter() + settings["time_limit"] if settings["time_limit"] > 0 else None
+    timed_out = []
 
     def out_of_time(record, model):
-        return deadline is not None and time.perf_counter() > deadline
+        if deadline is not None and time.perf_counter() > deadline:
+            timed_out.append(record["step"])
+        return bool(timed_out)
 
     result = train(task.model, task.objective, config, run_dir=run_dir, resume=settings["resume"],
                    tokenizer=task.tokenizer, extra={"settings": settings}, callback=out_of_time, log=log)
@@ -340,7 +351,11 @@ def run_pretrain(settings, log):
     if result.interrupted:
         log(f"interrupted at step {result.step}: checkpoint saved to {ckpt_path}")
         return EXIT_INTERRUPTED
-    log(f"done: {result.step} steps in {result.seconds:.0f} s,{summary}; checkpoint {ckpt_path}")
+    if timed_out and result.step < config.steps:
+        log(f"stopped by --time-limit at step {result.step} of {config.steps},{summary}; checkpoint {ckpt_path} "
+            f"(--resume continues it)")
+    else:
+        log(f"done: {result.step} steps in {result.seconds:.0f} s,{summary}; checkpoint {ckpt_path}")
     if settings["sample_length"] > 0:
         log(task.sample(settings["sample_length"]))
     return 0

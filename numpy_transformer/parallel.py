@@ -71,15 +71,19 @@ def check_shards(shards):
 
 def default_shards(batch_size):
     """How many threads share a batch when you do not say, at most one per sequence:
-    NUMPY_TRANSFORMER_DATA_PARALLEL from the environment if set (1: none, on any backend); else one per
-    kernel thread (NUMBA_NUM_THREADS, every core by default) on the Numba backend, and 1 (no threads)
-    on the NumPy reference and under NUMBA_DISABLE_JIT=1, where a debugger can follow everything."""
+    NUMPY_TRANSFORMER_DATA_PARALLEL from the environment if set (1: none, on any backend; 0: as if
+    unset); else one per kernel thread (NUMBA_NUM_THREADS, every core by default) on the Numba backend,
+    and 1 (no threads) on the NumPy reference and under NUMBA_DISABLE_JIT=1, where a debugger can
+    follow everything. (train() asks only when neither TrainConfig.data_parallel nor a resumed run says.)"""
     requested = os.environ.get(ENV_VAR, "").strip()
-    if requested:
-        try:
-            shards = check_shards(int(requested))
-        except ValueError:
-            raise ValueError(f"{ENV_VAR} must be a whole number >= 1, got {requested!r}") from None
+    try:
+        shards = int(requested or 0)
+        if shards < 0:
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"{ENV_VAR} must be a whole number >= 0 (0: automatic), got {requested!r}") from None
+    if shards:
+        pass
     elif backend.get_backend() != "numba":
         shards = 1
     else:

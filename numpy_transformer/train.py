@@ -138,10 +138,13 @@ def train(model, objective, config: TrainConfig, run_dir=None, resume=False, tok
         rng, start, history, used = restore(ckpt_path, model, optimizer, config)
     else:
         rng, start, history = np.random.default_rng(config.seed), 0, []
-    shards = min(config.data_parallel or used or default_shards(config.batch_size), config.batch_size)
-    if used and shards != used and log is not None:
-        log(f"note: {shards} threads share each batch where the run so far used {used}: the run continues, "
-            f"but not with the same bits as if it had never stopped (--data-parallel {used} would)")
+    shards = threads_sharing(config, used)
+    if log is not None and used and shards != used:
+        log(f"note: the run so far split each batch across {used} thread(s), this part across {shards}: it "
+            f"continues, but not with the same bits as if it had never stopped (--data-parallel {used} would)")
+    if log is not None and shards > (os.cpu_count() or 1):
+        log(f"note: {shards} threads share each batch on {os.cpu_count()} cores; more threads than cores makes "
+            f"each step slower (--data-parallel 0 takes one per core)")
     extra = dict(extra or {}, train_config=vars(config), data_parallel_shards=shards)
     metrics = MetricsLog(run_dir, history)
     parallel = DataParallel(model, shards) if shards > 1 else None
@@ -186,6 +189,16 @@ def train(model, objective, config: TrainConfig, run_dir=None, resume=False, tok
             parallel.close()
     completed = sum(1 for r in history if "loss" in r)
     return TrainResult(history, completed, interrupted, ckpt_path, time.perf_counter() - started)
+
+
+def threads_sharing(config, used=None):
+    """How many threads split each micro-batch: config.data_parallel; if 0, the number a resumed run
+    used, else parallel.default_shards; never more than the sequences in a batch."""
+    return min(config.data_parallel or used or default_shards(config.batch_size), config.batch_size)
+
+
+def describe_threads(shards):
+    return f"{shards} threads share each batch" if shards > 1 else "one thread (no batch split)"
 
 
 def train_step(model, objective, optimizer, config, rng, parallel=None):

@@ -203,3 +203,16 @@ def test_abbreviated_flags_are_refused(run):
     assert_clear_error(cli("generate", "--run", run, "--temp", "0.5"), "unrecognized arguments: --temp")
     assert_clear_error(cli("pretrain", "--step", "3"), "unrecognized arguments: --step")
     assert_clear_error(cli("generate", "--run", run, "--temperature", "hot"), "must be a number >= 0, got 'hot'")
+
+
+def test_summary_names_backend_and_threads_and_a_time_limit_says_it_stopped(tmp_path, corpus):
+    first = cli("pretrain", "--corpus", corpus, "--steps", 50, "--time-limit", 0.001, "--data-parallel", 2,
+                "--out", tmp_path / "r", "--sample-length", 0, *TINY)
+    assert first.returncode == 0, first.stderr
+    assert "4 sequences, " in first.stdout and "2 threads share each batch" in first.stdout
+    assert "stopped by --time-limit at step 1 of 50" in first.stdout and "--resume continues it" in first.stdout
+    resumed = cli("pretrain", "--corpus", corpus, "--steps", 2, "--data-parallel", 1, "--out", tmp_path / "r",
+                  "--sample-length", 0, "--resume", *TINY)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "one thread (no batch split)" in resumed.stdout
+    assert "the run so far split each batch across 2 thread(s), this part across 1" in resumed.stdout

@@ -225,7 +225,9 @@ def test_default_is_one_thread_per_core_on_numba_and_none_on_numpy(monkeypatch):
         assert default_shards(16) == 1
         monkeypatch.setenv("NUMPY_TRANSFORMER_DATA_PARALLEL", "3")    # the environment decides on any backend
         assert default_shards(16) == 3 and default_shards(2) == 2
-        for bad in ("0", "two", "-1"):
+        monkeypatch.setenv("NUMPY_TRANSFORMER_DATA_PARALLEL", "0")      # 0: as if unset
+        assert default_shards(16) == 1
+        for bad in ("two", "-1", "1.5"):
             monkeypatch.setenv("NUMPY_TRANSFORMER_DATA_PARALLEL", bad)
             with pytest.raises(ValueError, match=f"NUMPY_TRANSFORMER_DATA_PARALLEL .* got '{bad}'"):
                 default_shards(16)
