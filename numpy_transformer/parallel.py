@@ -36,9 +36,9 @@ the Numba kernels stay on each shard's own thread: the shards' threads ARE the p
 loss_fn (an objective's .loss) is then called once per shard, at the same time on different
 threads, with a replica in place of the model and a slice of the batch in place of the batch.
 
-Debugging: with one shard nothing changes and a debugger never has to follow a thread. train() uses
-one unless asked on the NumPy backend and under NUMBA_DISABLE_JIT=1; anywhere, TrainConfig.data_parallel=1
-(--data-parallel 1) or NUMPY_TRANSFORMER_DATA_PARALLEL=1 in the environment turns the threads off.
+Debugging: with one shard nothing changes and a debugger never has to follow a thread. On the NumPy
+backend and under NUMBA_DISABLE_JIT=1, train() uses one shard unless asked for more; anywhere,
+TrainConfig.data_parallel=1 (--data-parallel 1) or NUMPY_TRANSFORMER_DATA_PARALLEL=1 keeps it to one.
 """
 import contextlib
 import copy
@@ -75,20 +75,16 @@ def default_shards(batch_size):
     unset); else one per kernel thread (NUMBA_NUM_THREADS, every core by default) on the Numba backend,
     and 1 (no threads) on the NumPy reference and under NUMBA_DISABLE_JIT=1, where a debugger can
     follow everything. (train() asks only when neither TrainConfig.data_parallel nor a resumed run says.)"""
-    requested = os.environ.get(ENV_VAR, "").strip()
-    try:
-        shards = int(requested or 0)
-        if shards < 0:
-            raise ValueError
-    except ValueError:
-        raise ValueError(f"{ENV_VAR} must be a whole number >= 0 (0: automatic), got {requested!r}") from None
-    if shards:
-        pass
-    elif backend.get_backend() != "numba":
-        shards = 1
-    else:
-        from numba import config                      # the Numba backend has it
-        shards = 1 if config.DISABLE_JIT else get_num_threads()
+    requested = os.environ.get(ENV_VAR, "").strip() or "0"
+    if not requested.isdigit():                       # digits only: no sign, no decimal point
+        raise ValueError(f"{ENV_VAR} must be a whole number >= 0 (0: automatic), got {requested!r}")
+    shards = int(requested)
+    if shards == 0:                                   # automatic
+        if backend.get_backend() != "numba":
+            shards = 1
+        else:
+            from numba import config                  # the Numba backend has it
+            shards = 1 if config.DISABLE_JIT else get_num_threads()
     return max(1, min(shards, batch_size))
 
 
