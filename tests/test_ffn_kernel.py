@@ -54,8 +54,8 @@ def test_float32_kernel_on_wide_inputs(activation, rng):
         "gelu_tanh": (lambda z: activations.gelu_forward(z, "tanh"), activations.gelu_backward)}[activation]
     hidden_ref, cache = forward(pre + bias)
     dpre_ref = backward(dhidden, cache)
-    hidden, pre_biased = ffn.bias_act_forward(pre.copy(), bias, activation)
-    dpre, dbias = ffn.bias_act_backward(dhidden, pre_biased, activation)
+    hidden, slope = ffn.bias_act_forward(pre.copy(), bias, activation)
+    dpre, dbias = ffn.bias_act_backward(dhidden, slope)
     for array in (hidden, dpre, dbias):
         assert array.dtype == np.float32
     assert same_scale_error(hidden, hidden_ref) < 2e-5

@@ -3,9 +3,12 @@
 The two matmuls stay in BLAS (a hand-written Numba matmul reaches well under half its speed, see
 kernels/matmul.py); Numba fuses what surrounds them, work that NumPy would do in several passes
 over (N, F) arrays, each allocating a temporary:
-    forward:  pre = x W1 (BLAS), then ONE pass: pre += b1, hidden = act(pre)
-    backward: dhidden = dout W2^T (BLAS), then ONE pass: dpre = dhidden * act'(pre),
+    forward:  pre = x W1 (BLAS), then ONE pass: z = pre + b1, hidden = act(z), slope = act'(z)
+              (slope overwrites pre: the backward needs act'(z), not z)
+    backward: dhidden = dout W2^T (BLAS), then ONE pass: dpre = dhidden * slope,
               and db1 = sum over rows of dpre (each block of rows sums its part, then the parts are added)
+The slope is computed in the forward because the forward has done most of its work already (tanh for
+gelu_tanh, erf for gelu): computed again in the backward, it cost as much as the forward pass itself.
 Activations: "relu", "gelu" (exact, x Phi(x) with erf) and "gelu_tanh" (GPT-2's approximation),
 with the same formulas as layers/activations.py.
 """
@@ -25,6 +28,7 @@ GELU_CUBIC = 0.044715
 ROW_BLOCK = 64          # rows per task of the backward; each block sums its own part of the bias gradient,
                         # and the parts are added in block order: the same result on any number of threads
 NS_PER_ENTRY = 3.0      # one thread's time per entry of the bias + GELU pass, roughly (run_tasks' estimate)
+NS_PER_BACKWARD_ENTRY = 0.5   # ... and of the backward's multiply and sum
 # for exp_nonpositive_loops: a Cody-Waite split of ln 2 (n * LN2_HI is exact, in float32 too: 16 bits times 6)
 LN2_HI = 0.693145751953125
 LN2_LO = 1.4286068203094172321e-06
@@ -114,46 +118,17 @@ tanh_jit = njit(cache=True, inline="always", error_model="numpy")(tanh_loops)
 
 
 def bias_act_forward_loops(first, last, pre, bias, code, hidden):
-    """In place, for rows n = first..last-1: pre[n, f] += bias[f]; then hidden[n, f] = act(pre[n, f]).
+    """For rows n = first..last-1, with z = pre[n, f] + bias[f]: hidden[n, f] = act(z), and, in place,
+    pre[n, f] = act'(z), the slope the backward multiplies by.
 
-    pre: (N, F) the BLAS output x W1, owned by the caller and turned into x W1 + b1 (the cache
-    keeps it: the backward needs the activation's input); bias: (F,); hidden: (N, F) output.
-    code: 0 relu, 1 gelu (exact), 2 gelu_tanh. The branch sits outside the loop over a row, and
-    the loop runs over 1-D row views indexed from 0, so it vectorises.
-    """
-    F = pre.shape[1]
-    half = pre.dtype.type(0.5)
-    one = pre.dtype.type(1)
-    zero = pre.dtype.type(0)
-    inv_sqrt_2 = pre.dtype.type(INV_SQRT_2)
-    sqrt_2_over_pi = pre.dtype.type(SQRT_2_OVER_PI)
-    cubic = pre.dtype.type(GELU_CUBIC)
-    for n in range(first, last):                        # rows are independent
-        pre_row = pre[n]                                # (F,) views
-        hidden_row = hidden[n]                          # (F,)
-        for f in range(F):
-            pre_row[f] += bias[f]
-        if code == 0:
-            for f in range(F):
-                z = pre_row[f]
-                hidden_row[f] = z if z > zero else zero
-        elif code == 1:
-            for f in range(F):
-                z = pre_row[f]
-                hidden_row[f] = z * (half * (one + math.erf(z * inv_sqrt_2)))
-        else:
-            for f in range(F):
-                z = pre_row[f]
-                inner = sqrt_2_over_pi * (z + cubic * z * z * z)
-                hidden_row[f] = z * (half * (one + tanh_jit(inner, pre.dtype)))
-
-
-def bias_act_backward_loops(first, last, dhidden, pre, code, dpre, dbias_blocks):
-    """dpre = dhidden * act'(pre), all (N, F), for the blocks of ROW_BLOCK rows first..last-1;
-    dbias_blocks[block] (F,) = the sum of dpre over that block's rows (the bias gradient, in parts).
-
-    act'(z): relu 1 if z > 0 else 0;  gelu Phi(z) + z phi(z);
-    gelu_tanh (1 + t) / 2 + z (1 - t^2) u' / 2 with u = sqrt(2/pi)(z + 0.044715 z^3), t = tanh(u).
+    pre: (N, F) the BLAS output x W1, owned by the caller; bias: (F,); hidden: (N, F) output.
+    code: 0 relu, 1 gelu (exact), 2 gelu_tanh, with
+        relu:       act(z) = max(z, 0),       act'(z) = 1 if z > 0 else 0
+        gelu:       act(z) = z Phi(z),        act'(z) = Phi(z) + z phi(z)
+        gelu_tanh:  act(z) = z (1 + t) / 2,   act'(z) = (1 + t) / 2 + z (1 - t^2) u' / 2,
+                    t = tanh(u), u = sqrt(2/pi) (z + 0.044715 z^3), u' = sqrt(2/pi) (1 + 3 0.044715 z^2)
+    The branch sits outside the loop over a row, and the loop runs over 1-D row views indexed from 0,
+    so it vectorises.
     """
     F = pre.shape[1]
     half = pre.dtype.type(0.5)
@@ -164,32 +139,47 @@ def bias_act_backward_loops(first, last, dhidden, pre, code, dpre, dbias_blocks)
     sqrt_2_over_pi = pre.dtype.type(SQRT_2_OVER_PI)
     cubic = pre.dtype.type(GELU_CUBIC)
     cubic3 = pre.dtype.type(3 * GELU_CUBIC)
-    N = pre.shape[0]
+    for n in range(first, last):                        # rows are independent
+        pre_row = pre[n]                                # (F,) views: x W1, then the slope act'(z)
+        hidden_row = hidden[n]                          # (F,)
+        if code == 0:
+            for f in range(F):
+                z = pre_row[f] + bias[f]
+                hidden_row[f] = z if z > zero else zero
+                pre_row[f] = one if z > zero else zero
+        elif code == 1:
+            for f in range(F):
+                z = pre_row[f] + bias[f]
+                cdf = half * (one + math.erf(z * inv_sqrt_2))
+                pdf = inv_sqrt_2pi * exp_nonpositive_jit(-half * z * z, pre.dtype)
+                hidden_row[f] = z * cdf
+                pre_row[f] = cdf + z * pdf
+        else:
+            for f in range(F):
+                z = pre_row[f] + bias[f]
+                inner = sqrt_2_over_pi * (z + cubic * z * z * z)
+                t = tanh_jit(inner, pre.dtype)
+                dinner = sqrt_2_over_pi * (one + cubic3 * z * z)
+                hidden_row[f] = z * (half * (one + t))
+                pre_row[f] = half * (one + t) + half * z * (one - t * t) * dinner
+
+
+def bias_act_backward_loops(first, last, dhidden, slope, dpre, dbias_blocks):
+    """dpre = dhidden * slope, all (N, F) (slope = act'(z), left by the forward), for the blocks of
+    ROW_BLOCK rows first..last-1; dbias_blocks[block] (F,) = the sum of dpre over that block's rows
+    (the bias gradient, in parts)."""
+    F = slope.shape[1]
+    zero = slope.dtype.type(0)
+    N = slope.shape[0]
     for block in range(first, last):
         block_sum = dbias_blocks[block]                 # (F,) this block's part of dbias
         block_sum[:] = zero
         for n in range(block * ROW_BLOCK, min(N, (block + 1) * ROW_BLOCK)):
-            pre_row = pre[n]                            # (F,) views
+            slope_row = slope[n]                        # (F,) views
             dhidden_row = dhidden[n]                    # (F,)
             dpre_row = dpre[n]                          # (F,)
-            if code == 0:
-                for f in range(F):
-                    dpre_row[f] = dhidden_row[f] if pre_row[f] > zero else zero
-            elif code == 1:
-                for f in range(F):
-                    z = pre_row[f]
-                    cdf = half * (one + math.erf(z * inv_sqrt_2))
-                    pdf = inv_sqrt_2pi * exp_nonpositive_jit(-half * z * z, pre.dtype)
-                    dpre_row[f] = dhidden_row[f] * (cdf + z * pdf)
-            else:
-                for f in range(F):
-                    z = pre_row[f]
-                    inner = sqrt_2_over_pi * (z + cubic * z * z * z)
-                    t = tanh_jit(inner, pre.dtype)
-                    dinner = sqrt_2_over_pi * (one + cubic3 * z * z)
-                    slope = half * (one + t) + half * z * (one - t * t) * dinner
-                    dpre_row[f] = dhidden_row[f] * slope
             for f in range(F):
+                dpre_row[f] = dhidden_row[f] * slope_row[f]
                 block_sum[f] += dpre_row[f]
 
 
@@ -204,7 +194,7 @@ def activation_code(activation):
 
 
 def bias_act_forward(pre, bias, activation):
-    """hidden = act(pre + bias), with pre (N, F) updated in place to pre + bias. -> (hidden, pre)."""
+    """hidden = act(z) with z = pre + bias, and pre (N, F) overwritten with act'(z). -> (hidden, slope)."""
     if np.shape(bias) != (pre.shape[1],):               # the loops would read past its end
         raise ValueError(f"bias {np.shape(bias)} must be ({pre.shape[1]},) for x W1 of shape {pre.shape}")
     hidden = np.empty_like(pre)                         # (N, F)
@@ -213,14 +203,14 @@ def bias_act_forward(pre, bias, activation):
     return hidden, pre
 
 
-def bias_act_backward(dhidden, pre, activation):
-    """-> dpre (N, F), dbias (F,) for hidden = act(pre), pre = x W1 + b1."""
-    N, F = pre.shape
+def bias_act_backward(dhidden, slope):
+    """-> dpre (N, F), dbias (F,) for hidden = act(z), z = x W1 + b1, from slope = act'(z) (N, F)."""
+    N, F = slope.shape
     blocks = (N + ROW_BLOCK - 1) // ROW_BLOCK
-    dpre = np.empty_like(pre)                           # (N, F)
-    dbias_blocks = np.empty((blocks, F), dtype=pre.dtype)   # (blocks, F)
-    run_tasks(bias_act_backward_jit, blocks, np.ascontiguousarray(dhidden), pre, activation_code(activation), dpre,
-              dbias_blocks, work_ns=NS_PER_ENTRY * pre.size)
+    dpre = np.empty_like(slope)                         # (N, F)
+    dbias_blocks = np.empty((blocks, F), dtype=slope.dtype)   # (blocks, F)
+    run_tasks(bias_act_backward_jit, blocks, np.ascontiguousarray(dhidden, dtype=slope.dtype), slope, dpre,
+              dbias_blocks, work_ns=NS_PER_BACKWARD_ENTRY * slope.size)
     return dpre, dbias_blocks.sum(axis=0)               # (N, F), (F,)
 
 
@@ -228,30 +218,30 @@ def ffn_forward(x, w1, b1, w2, b2, activation="relu"):
     """out = act(x W1 + b1) W2 + b2.
 
     x: (..., C), w1: (C, F), b1: (F,), w2: (F, C), b2: (C,) -> out: (..., C).
-    cache: (x_rows, w1, pre, hidden, w2, activation, x.shape) with pre = x W1 + b1, hidden = act(pre).
+    cache: (x_rows, w1, slope, hidden, w2, x.shape) with z = x W1 + b1, hidden = act(z), slope = act'(z).
     """
     C = x.shape[-1]
     x_rows = np.ascontiguousarray(x.reshape(-1, C))     # (N, C), N = product of leading axes
     pre = x_rows @ w1                                   # (N, F)  BLAS
-    hidden, pre = bias_act_forward(pre, b1, activation)   # (N, F), (N, F)  one fused pass
+    hidden, slope = bias_act_forward(pre, b1, activation)   # (N, F), (N, F)  one fused pass (slope is pre's memory)
     out = hidden @ w2                                   # (N, C)  BLAS
     out += b2                                           # (N, C)
-    return out.reshape(x.shape), (x_rows, w1, pre, hidden, w2, activation, x.shape)
+    return out.reshape(x.shape), (x_rows, w1, slope, hidden, w2, x.shape)
 
 
 def ffn_backward(dout, cache):
     """Gradients of ffn_forward -> dx (..., C), dw1 (C, F), db1 (F,), dw2 (F, C), db2 (C,).
 
         out = hidden W2 + b2      ->  dhidden = dout W2^T,  dW2 = hidden^T dout,  db2 = sum_rows dout
-        hidden = act(pre)         ->  dpre = dhidden * act'(pre)
-        pre = x W1 + b1           ->  dx = dpre W1^T,  dW1 = x^T dpre,  db1 = sum_rows dpre
+        hidden = act(z)           ->  dz = dhidden * act'(z) = dhidden * slope
+        z = x W1 + b1             ->  dx = dz W1^T,  dW1 = x^T dz,  db1 = sum_rows dz
     """
-    x_rows, w1, pre, hidden, w2, activation, x_shape = cache
+    x_rows, w1, slope, hidden, w2, x_shape = cache
     dout_rows = dout.reshape(-1, dout.shape[-1])        # (N, C)
     dw2 = hidden.T @ dout_rows                          # (F, C)
     db2 = column_sums(dout_rows)                        # (C,)  BLAS
     dhidden = dout_rows @ w2.T                          # (N, F)
-    dpre, db1 = bias_act_backward(dhidden, pre, activation)   # (N, F), (F,)  one fused pass
-    dw1 = x_rows.T @ dpre                               # (C, F)
-    dx = dpre @ w1.T                                    # (N, C)
+    dz, db1 = bias_act_backward(dhidden, slope)         # (N, F), (F,)  one fused pass
+    dw1 = x_rows.T @ dz                                 # (C, F)
+    dx = dz @ w1.T                                      # (N, C)
     return dx.reshape(x_shape), dw1, db1, dw2, db2
