@@ -200,12 +200,26 @@ def masked_weights_loops(scores, t0, s0, T, S, causal, padding_row, scale, lse_b
         visible = min(max(visible, 0), cols)
         for j in range(visible):
             row[j] = neg_inf if padding_tile[j] else row[j] * scale - row_lse
-        for j in range(visible, cols):
-            row[j] = neg_inf
-        exp_nonpositive_jit(row, cols)                  # exp(-inf) = 0 where masked
+        exp_nonpositive_jit(row, visible)               # exp(-inf) = 0 where padding
+        for j in range(visible, cols):                  # after the query (causal): weight 0, no exponential
+            row[j] = scores.dtype.type(0)
 
 
 masked_weights_jit = njit(cache=True, error_model="numpy")(masked_weights_loops)
+
+
+def hidden_queries_loops(s, t0, rows, T, S, causal, padding_row):
+    """How many of the queries t0..t0+rows-1, counted from the first, may not see key s: all of them
+    if the key is padding, else under the causal mask those before t = s - (S - T) (visible_keys_loops'
+    rule, s <= t + S - T, solved for t), else none."""
+    if padding_row[s]:
+        return rows
+    if causal:
+        return min(max(s - (S - T) - t0, 0), rows)
+    return 0
+
+
+hidden_queries_jit = njit(cache=True, error_model="numpy", inline="always")(hidden_queries_loops)
 
 
 def mask_keys_loops(scores_t, t0, s0, T, S, causal, padding_row, scale):
@@ -218,11 +232,7 @@ def mask_keys_loops(scores_t, t0, s0, T, S, causal, padding_row, scale):
     neg_inf = scores_t.dtype.type(-np.inf)
     for j in range(cols):
         key_row = scores_t[j]                           # (rows,) one key against every query of the block
-        s = s0 + j
-        hidden = rows if padding_row[s] else 0          # queries before `hidden` may not see this key
-        if causal and not padding_row[s]:
-            hidden = min(max(s - (S - T) - t0, 0), rows)   # key s is visible from query t = s - (S - T) on:
-                                                           # visible_keys_loops' rule, s <= t + S - T, solved for t
+        hidden = hidden_queries_jit(s0 + j, t0, rows, T, S, causal, padding_row)
         for i in range(hidden):
             key_row[i] = neg_inf
         for i in range(hidden, rows):
