@@ -98,6 +98,11 @@ def non_negative_float(text):
 
 # --- the parser -------------------------------------------------------------------------------
 
+def is_switch(field):
+    """A TrainConfig field that is an on/off flag, given without a value (--decay-embeddings)."""
+    return field.type is bool or field.type == "bool"
+
+
 def add_trainer_flags(parser):
     """Every TrainConfig field as a flag, e.g. --batch-size, --grad-accum, --min-lr (from the dataclass)."""
     group = parser.add_argument_group("trainer (TrainConfig)")
@@ -106,7 +111,7 @@ def add_trainer_flags(parser):
         if f.name == "progress":
             group.add_argument("--no-progress", dest="progress", action="store_false", default=argparse.SUPPRESS,
                                help="no progress bar even on a terminal")
-        elif f.type is bool or f.type == "bool":
+        elif is_switch(f):
             group.add_argument(flag, dest=f.name, action="store_true", default=argparse.SUPPRESS,
                                help=f"(default {f.default})")
         elif f.name == "data_parallel":
@@ -248,11 +253,16 @@ def read_config_file(path, parser):
         raise ValueError(f"config file {path!r} is not valid JSON: {err}") from None
     if not isinstance(settings, dict):
         raise ValueError(f"config file {path!r} must hold a JSON object, not {type(settings).__name__}")
+    switches = {f.name for f in dataclasses.fields(TrainConfig) if is_switch(f)} | {"resume", "overwrite"}
     tokens = []
     for key, value in settings.items():
         flag = "--" + key.replace("_", "-")
         if key in ("config", "command"):
             raise ValueError(f"config file {path!r}: key {key!r} is not allowed")
+        is_switch_key = key.replace("-", "_") in switches
+        if isinstance(value, bool) != is_switch_key:    # JSON true/false belongs to the switches, and only there
+            wanted = "true or false" if is_switch_key else "a value"
+            raise ValueError(f"config file {path!r}: {key!r} takes {wanted}, not {json.dumps(value)}")
         if isinstance(value, bool):
             if key == "progress":
                 tokens += [] if value else ["--no-progress"]

@@ -174,6 +174,20 @@ def test_config_file_settings_and_errors(tmp_path, corpus):
     assert_clear_error(cli("pretrain", "--config", broken), "not valid JSON")
 
 
+@pytest.mark.parametrize("settings, message", [
+    ({"data-parallel": True}, "'data-parallel' takes a value, not true"),     # argparse said only "expected one argument"
+    ({"steps": False}, "'steps' takes a value, not false"),
+    ({"resume": "yes"}, "'resume' takes true or false, not \"yes\""),
+    ({"decay_embeddings": 1}, "'decay_embeddings' takes true or false, not 1")])
+def test_config_file_true_and_false_only_for_switches(tmp_path, settings, message):
+    from numpy_transformer.cli import build_parser, read_config_file
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps(settings))
+    with pytest.raises(ValueError) as error:
+        read_config_file(str(path), build_parser())
+    assert str(error.value) == f"config file {str(path)!r}: {message}"
+
+
 def test_help_on_every_command(capsys):
     from numpy_transformer.cli import build_parser          # in-process: five interpreter starts saved
     for command in ("pretrain", "generate", "evaluate", "finetune", "attention"):
