@@ -632,6 +632,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.worker:
         return worker_main(args.worker)
+    try:                                             # the workers read it: a bad value is one line here,
+        from .parallel import default_shards         # not a traceback from inside a worker
+        default_shards(1)
+    except ValueError as err:
+        parser.error(str(err))
     skip = set(filter(None, args.skip.split(",")))
     unknown = sorted(skip - set(PARTS))
     if unknown:                                      # a typo must not silently run a 30-minute benchmark

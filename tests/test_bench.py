@@ -30,6 +30,14 @@ def test_bad_command_line_is_one_line_and_exit_code_2(args, fragment):
     assert fragment in lines[0]
 
 
+def test_bad_thread_count_in_the_environment_is_one_line_before_any_worker_starts(monkeypatch):
+    monkeypatch.setenv(bench.SPLIT, "two")
+    result = run_bench("--skip", "attention,memory,compile,generation", timeout=60)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip().splitlines() == [f"python -m numpy_transformer.bench: error: {bench.SPLIT} must be "
+                                                  "a whole number >= 0 (0: automatic), got 'two'"]
+
+
 def test_memory_part_writes_json_and_keeps_no_t_by_t_buffer(tmp_path):
     """T=1024 attention forward+backward without weights: the Numba kernels hold less than one
     (B, H, T, T) buffer at their peak, the NumPy reference several (it builds the weights)."""
