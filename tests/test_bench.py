@@ -90,6 +90,33 @@ def test_verdicts_compare_each_family_at_its_best():
     assert len(verdicts) == 11
 
 
+def test_training_shares_of_peak_overall_and_round_by_round(monkeypatch):
+    """share_of_blas_peak: the median step against the best peak of the run; share_of_blas_peak_then:
+    each round's step against the peak its own process measured just before it, then the median."""
+    replies = {"blas": iter([100.0, 50.0, 100.0]), "train": iter([2.0, 1.0, 4.0])}   # three rounds, one contender
+
+    class FakeWorker:
+        def __init__(self, backend_name, env):
+            pass
+
+        def ask(self, op, **request):
+            if op == "blas":
+                return {"gflops": next(replies["blas"])}
+            return {"seconds": next(replies["train"])} if op == "train" else {}
+
+        def close(self):
+            pass
+    monkeypatch.setattr(bench, "WorkerProcess", FakeWorker)
+    results = {}
+    bench.bench_training({"numba": ("numba", {})}, rounds=3, steps=1, results=results)
+    flops = bench.training_flops_per_step(bench.REFERENCE) / 1e9
+    row = results["training"]["contenders"]["numba"]
+    assert row["seconds_per_step"] == 2.0
+    assert row["share_of_blas_peak"] == pytest.approx(flops / 2.0 / 100.0)     # the best peak of the run: 100
+    # rounds: flops/2/100, flops/1/50, flops/4/100 -> median flops/200
+    assert row["share_of_blas_peak_then"] == pytest.approx(flops / 200.0)
+
+
 @pytest.mark.parametrize("backend_name", ["numba", "numpy", "torch"])
 def test_each_training_step_runs_and_splitting_the_batch_keeps_the_loss(backend_name, monkeypatch):
     """The benchmark's own step functions, in this process on a tiny GPT: each library's step with the
