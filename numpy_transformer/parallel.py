@@ -188,15 +188,20 @@ class DataParallel:
         return loss, total
 
     def add_gradients(self, replicas, counts, total):
-        """model gradient += sum_i (c_i / C) g_i, shard by shard in order (scales the replicas' in place)."""
+        """model gradient += sum_i (c_i / C) g_i, shard by shard in order; each product is rounded to the
+        dtype before it is added, on both backends (the Numba kernel in one pass, NumPy in two)."""
         grads = self.model.grads()
+        fused = backend.get_backend() == "numba"
+        if fused:
+            from .kernels.optim import add_scaled
         for replica, counted in zip(replicas, counts):
             if counted == 0:                                    # its loss counted nothing: zero gradient
                 continue
             weight = counted / total
             for name, replica_grad in replica.grads().items():
-                replica_grad *= replica_grad.dtype.type(weight)
-                grads[name] += replica_grad
+                if not (fused and add_scaled(grads[name], replica_grad, weight)):
+                    replica_grad *= replica_grad.dtype.type(weight)
+                    grads[name] += replica_grad
 
     # --- replicas and threads -----------------------------------------------------------------------
     def ready_replicas(self, count):

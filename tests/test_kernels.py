@@ -502,6 +502,23 @@ def test_bitwise_adam_update(weight_decay, decoupled, rng):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_add_scaled_equals_numpys_two_steps_bit_for_bit(dtype, rng):
+    """parallel.py adds each shard's gradient as `g *= w; G += g` on NumPy and with add_scaled on Numba:
+    the same bits, and the shard's own gradient is left as it was."""
+    target, source = rng.standard_normal((3, 70)).astype(dtype), rng.standard_normal((3, 70)).astype(dtype)
+    expected, scaled = target.copy(), source.copy()
+    scaled *= dtype(0.37)
+    expected += scaled
+    before = source.copy()
+    assert optim_kernels.add_scaled(target, source, 0.37)
+    np.testing.assert_array_equal(target, expected)
+    np.testing.assert_array_equal(source, before)
+    assert not optim_kernels.add_scaled(target, source[:, :5], 0.5)          # another shape: NumPy's way
+    assert not optim_kernels.add_scaled(target, source.astype(np.float16), 0.5)
+    np.testing.assert_array_equal(target, expected)                         # ... and nothing done
+
+
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("optimizer", [AdamW, Adam])
 def test_adam_kernel_matches_the_reference_bit_for_bit(optimizer, dtype):

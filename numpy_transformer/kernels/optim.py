@@ -1,4 +1,5 @@
-"""The Adam / AdamW update in Numba: the twin of Adam.update in optim.py (the course's exercise 12).
+"""The Adam / AdamW update in Numba: the twin of Adam.update in optim.py (the course's exercise 12);
+and add_scaled, which adds the batch-splitting threads' gradients together (parallel.py).
 
 NumPy's update of one parameter runs about ten array-wide passes, each allocating a temporary
 (m_hat, v_hat, sqrt, the quotient, ...); a step of the reference GPT has ~50 parameters, so that is
@@ -52,4 +53,26 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, t, weight_decay, decou
         return False
     flat = [a.reshape(-1) for a in arrays]              # (n,) views
     adam_update_jit(*flat, lr, beta1, beta2, eps, 1.0 - beta1 ** t, 1.0 - beta2 ** t, weight_decay, decoupled)
+    return True
+
+
+def add_scaled_loops(target, source, weight):
+    """target += weight * source for flat (n,) arrays, in place; weight * source is rounded to the
+    dtype first, exactly as NumPy's `source *= weight; target += source` does, but in one pass that
+    leaves source as it was."""
+    w = target.dtype.type(weight)
+    for i in range(target.shape[0]):
+        target[i] += source[i] * w
+
+
+add_scaled_jit = njit(cache=True, error_model="numpy")(add_scaled_loops)
+
+
+def add_scaled(target, source, weight):
+    """target += weight * source (any shape, both C-contiguous, one shape and dtype); False, doing
+    nothing, when they are not (the caller then takes NumPy's way)."""
+    if not (target.flags.c_contiguous and source.flags.c_contiguous and target.shape == source.shape
+            and target.dtype == source.dtype):
+        return False
+    add_scaled_jit(target.reshape(-1), source.reshape(-1), weight)
     return True
