@@ -197,6 +197,7 @@ def build_parser():
                      help="stop (and save) after this many seconds (default 0: no limit)")
     run.add_argument("--sample-length", dest="sample_length", type=int, default=argparse.SUPPRESS,
                      help="characters/tokens of the sample printed at the end (default 400)")
+    parser.pretrain = pretrain                          # read_config_file asks it which settings exist
 
     generate = commands.add_parser("generate", help="sample from a trained GPT or decode with a Transformer",
                                    description="Continue a prompt (GPT) or translate a source (Transformer).")
@@ -253,22 +254,23 @@ def read_config_file(path, parser):
         raise ValueError(f"config file {path!r} is not valid JSON: {err}") from None
     if not isinstance(settings, dict):
         raise ValueError(f"config file {path!r} must hold a JSON object, not {type(settings).__name__}")
-    switches = {f.name for f in dataclasses.fields(TrainConfig) if is_switch(f)} | {"resume", "overwrite"}
+    switches = {f.name for f in dataclasses.fields(TrainConfig) if is_switch(f)} | {"resume", "overwrite", "no_progress"}
     tokens = []
     for key, value in settings.items():
-        flag = "--" + key.replace("_", "-")
-        if key in ("config", "command"):
+        name = key.replace("-", "_")
+        flag = "--" + name.replace("_", "-")
+        if name in ("config", "command"):
             raise ValueError(f"config file {path!r}: key {key!r} is not allowed")
-        is_switch_key = key.replace("-", "_") in switches
-        if isinstance(value, bool) != is_switch_key:    # JSON true/false belongs to the switches, and only there
-            wanted = "true or false" if is_switch_key else "a value"
-            raise ValueError(f"config file {path!r}: {key!r} takes {wanted}, not {json.dumps(value)}")
-        if isinstance(value, bool):
-            if key == "progress":
-                tokens += [] if value else ["--no-progress"]
-            elif value:
+        if name in switches:                            # JSON true/false belongs to the switches, and only there
+            if not isinstance(value, bool):
+                raise ValueError(f"config file {path!r}: {key!r} takes true or false, not {json.dumps(value)}")
+            if name == "progress":                      # "progress": false is --no-progress
+                flag, value = "--no-progress", not value
+            if value:
                 tokens.append(flag)
-        else:
+        elif isinstance(value, bool) and parser.pretrain.get_default(name) is not None:   # a setting it knows
+            raise ValueError(f"config file {path!r}: {key!r} takes a value, not {json.dumps(value)}")
+        else:                                           # an unknown key is reported by the caller, by name
             tokens += [flag, str(value)]
     return tokens
 

@@ -178,7 +178,8 @@ def test_config_file_settings_and_errors(tmp_path, corpus):
     ({"data-parallel": True}, "'data-parallel' takes a value, not true"),     # argparse said only "expected one argument"
     ({"steps": False}, "'steps' takes a value, not false"),
     ({"resume": "yes"}, "'resume' takes true or false, not \"yes\""),
-    ({"decay_embeddings": 1}, "'decay_embeddings' takes true or false, not 1")])
+    ({"decay_embeddings": 1}, "'decay_embeddings' takes true or false, not 1"),
+    ({"no-progress": "on"}, "'no-progress' takes true or false, not \"on\"")])
 def test_config_file_true_and_false_only_for_switches(tmp_path, settings, message):
     from numpy_transformer.cli import build_parser, read_config_file
     path = tmp_path / "settings.json"
@@ -186,6 +187,18 @@ def test_config_file_true_and_false_only_for_switches(tmp_path, settings, messag
     with pytest.raises(ValueError) as error:
         read_config_file(str(path), build_parser())
     assert str(error.value) == f"config file {str(path)!r}: {message}"
+
+
+@pytest.mark.parametrize("settings, tokens", [
+    ({"no-progress": True, "resume": False}, ["--no-progress"]),           # a switch by its flag's name, as --help shows
+    ({"progress": False, "decay_embeddings": True}, ["--no-progress", "--decay-embeddings"]),
+    ({"progress": True, "no_progress": False, "steps": 3}, ["--steps", "3"]),
+    ({"decay_embedding": True}, ["--decay-embedding", "True"])])           # unknown: the caller names it
+def test_config_file_switches_become_flags(tmp_path, settings, tokens):
+    from numpy_transformer.cli import build_parser, read_config_file
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps(settings))
+    assert read_config_file(str(path), build_parser()) == tokens
 
 
 def test_help_on_every_command(capsys):
