@@ -61,3 +61,15 @@ def test_float32_kernel_on_wide_inputs(activation, rng):
     assert same_scale_error(hidden, hidden_ref) < 2e-5
     assert same_scale_error(dpre, dpre_ref) < 2e-5
     assert same_scale_error(dbias, dpre_ref.astype(np.float64).sum(axis=0)) < 2e-5
+
+
+def test_relu_passes_no_gradient_through_inactive_units_not_even_inf_or_nan():
+    """relu's reference picks 0 where z <= 0 (np.where); the kernel multiplies by the slope, and a 0 slope
+    must give 0 there too, not 0 * inf = NaN (a review found this when the slope moved to the forward)."""
+    pre = np.array([[-1.0, 2.0, -3.0, 0.5]])
+    dhidden = np.array([[np.inf, 1.0, np.nan, -2.0]])
+    _, slope = ffn.bias_act_forward(pre.copy(), np.zeros(4), "relu")
+    dpre, dbias = ffn.bias_act_backward(dhidden, slope)
+    expected = activations.relu_backward(dhidden, activations.relu_forward(pre)[1])
+    np.testing.assert_array_equal(dpre, expected)                   # [0, 1, 0, -2]
+    assert not np.signbit(dpre[0, 0]) and np.array_equal(dbias, expected[0])

@@ -141,9 +141,9 @@ def add_into_loops(target, source):
             target_row[d] += source_row[d]
 
 
-def heads_in_slice_loops(bh, first, last, H):
-    """The heads of sequence b = bh // H that the pairs first..last-1 hold: (h_first, h_end)."""
-    b = bh // H
+def heads_in_slice_loops(b, first, last, H):
+    """The heads of sequence b that the (batch, head) pairs first..last-1 hold: (h_first, h_end);
+    pair number b * H + h is head h of sequence b."""
     return max(first - b * H, 0), min(last - b * H, H)
 
 
@@ -273,80 +273,78 @@ def attention_forward_loops(first, last, q, k, v, scale, causal, padding, out, l
     running_sum = np.empty(block, dtype=q.dtype)        # (block,) l, per query
     tile_max = np.empty(block, dtype=q.dtype)           # (block,) per query: its largest score in this tile
     shift = np.empty(block, dtype=q.dtype)              # (block,) the new max, 0 where a query sees nothing yet
-    for bh in range(first, last):                       # independent (batch, head) pairs
-        b = bh // H
-        h = bh - b * H
-        h_first, h_end = heads_in_slice_jit(bh, first, last, H)   # this slice's heads of sequence b
-        if h == h_first:                                # its first pair of sequence b: copy all those heads
-            copy_heads_jit(q, b, h_first, h_end, q_heads)
-            copy_heads_jit(k, b, h_first, h_end, k_heads)
-            copy_heads_jit(v, b, h_first, h_end, v_heads)
-        q_head = q_heads[h]                             # (T, D)
-        k_head = k_heads[h]                             # (S, D)
-        v_head = v_heads[h]                             # (S, D)
-        out_head = out_heads[h]                         # (T, D)
-        for t0 in range(0, T, block):
-            rows = min(block, T - t0)
-            q_block = q_head[t0:t0 + rows]                  # (rows, D)
-            block_keys = visible_keys_jit(t0 + rows - 1, T, S, causal)       # the block's last row sees most
-            acc[:rows] = zero
-            running_max[:rows] = neg_inf
-            running_sum[:rows] = zero
-            for s0 in range(0, block_keys, key_tile):
-                cols = min(key_tile, block_keys - s0)
-                scores_t = scores_buffer[:cols * rows].reshape((cols, rows))   # (cols, rows) keys by queries
-                np.dot(k_head[s0:s0 + cols], q_block.T, scores_t)              # k_s . q_t, BLAS
-                mask_keys_jit(scores_t, t0, s0, T, S, causal, padding[b], scale)
-                tile_max[:rows] = neg_inf
-                for j in range(cols):
-                    key_row = scores_t[j]                   # (rows,)
+    for b in range(first // H, (last - 1) // H + 1):   # the sequences whose pairs this slice holds
+        h_first, h_end = heads_in_slice_jit(b, first, last, H)   # ... and which of their heads
+        copy_heads_jit(q, b, h_first, h_end, q_heads)   # all those heads at once, in memory order
+        copy_heads_jit(k, b, h_first, h_end, k_heads)
+        copy_heads_jit(v, b, h_first, h_end, v_heads)
+        for h in range(h_first, h_end):                 # independent (batch, head) pairs
+            q_head = q_heads[h]                         # (T, D)
+            k_head = k_heads[h]                         # (S, D)
+            v_head = v_heads[h]                         # (S, D)
+            out_head = out_heads[h]                     # (T, D)
+            for t0 in range(0, T, block):
+                rows = min(block, T - t0)
+                q_block = q_head[t0:t0 + rows]              # (rows, D)
+                block_keys = visible_keys_jit(t0 + rows - 1, T, S, causal)   # the block's last row sees most
+                acc[:rows] = zero
+                running_max[:rows] = neg_inf
+                running_sum[:rows] = zero
+                for s0 in range(0, block_keys, key_tile):
+                    cols = min(key_tile, block_keys - s0)
+                    scores_t = scores_buffer[:cols * rows].reshape((cols, rows))   # (cols, rows) keys by queries
+                    np.dot(k_head[s0:s0 + cols], q_block.T, scores_t)          # k_s . q_t, BLAS
+                    mask_keys_jit(scores_t, t0, s0, T, S, causal, padding[b], scale)
+                    tile_max[:rows] = neg_inf
+                    for j in range(cols):
+                        key_row = scores_t[j]               # (rows,)
+                        for i in range(rows):
+                            tile_max[i] = max(tile_max[i], key_row[i])
                     for i in range(rows):
-                        tile_max[i] = max(tile_max[i], key_row[i])
+                        new_max = max(running_max[i], tile_max[i])
+                        # what was summed so far shrinks by exp(m - m_new): 0 on a first tile (m = -inf)
+                        correction = one if new_max == neg_inf else math.exp(running_max[i] - new_max)
+                        shift[i] = zero if new_max == neg_inf else new_max
+                        running_sum[i] *= correction
+                        running_max[i] = new_max
+                        acc_row = acc[i]                    # (D,)
+                        for d in range(D):
+                            acc_row[d] *= correction
+                    for j in range(cols):
+                        key_row = scores_t[j]               # (rows,)
+                        for i in range(rows):
+                            key_row[i] = key_row[i] - shift[i]
+                        exp_nonpositive_jit(key_row, rows)  # p = exp(s - m_new), 0 where masked
+                        for i in range(rows):
+                            running_sum[i] += key_row[i]
+                    pv = pv_buffer[:rows * D].reshape((rows, D))
+                    np.dot(scores_t.T, v_head[s0:s0 + cols], pv)               # sum_s p_ts v_s, BLAS
+                    add_into_jit(acc[:rows], pv)
                 for i in range(rows):
-                    new_max = max(running_max[i], tile_max[i])
-                    correction = one if new_max == neg_inf else math.exp(running_max[i] - new_max)   # 0 on a first tile
-                    shift[i] = zero if new_max == neg_inf else new_max
-                    running_sum[i] *= correction
-                    running_max[i] = new_max
-                    acc_row = acc[i]                        # (D,)
-                    for d in range(D):
-                        acc_row[d] *= correction
-                for j in range(cols):
-                    key_row = scores_t[j]                   # (rows,)
-                    for i in range(rows):
-                        key_row[i] = key_row[i] - shift[i]
-                    exp_nonpositive_jit(key_row, rows)      # p = exp(s - m_new), 0 where masked
-                    for i in range(rows):
-                        running_sum[i] += key_row[i]
-                pv = pv_buffer[:rows * D].reshape((rows, D))
-                np.dot(scores_t.T, v_head[s0:s0 + cols], pv)                   # sum_s p_ts v_s, BLAS
-                add_into_jit(acc[:rows], pv)
-            for i in range(rows):
-                t = t0 + i
-                out_row = out_head[t]                       # (D,)
-                if running_max[i] == neg_inf:               # no visible key: zero output, lse = -inf
-                    out_row[:] = zero
-                    lse[b, h, t] = neg_inf
-                else:
-                    inv_sum = one / running_sum[i]
-                    acc_row = acc[i]                        # (D,)
-                    for d in range(D):
-                        out_row[d] = acc_row[d] * inv_sum
-                    lse[b, h, t] = running_max[i] + math.log(running_sum[i])
-            if keep_weights:                                # the (rows, S) map, only when asked for
-                row_lse = lse[b, h, t0:t0 + rows]           # (rows,)
-                for s0 in range(0, S, key_tile):            # tile by tile: each matmul stays on this thread
-                    cols = min(key_tile, S - s0)
-                    tile = scores_buffer[:rows * cols].reshape((rows, cols))   # (rows, cols)
-                    np.dot(q_block, k_head[s0:s0 + cols].T, tile)
-                    masked_weights_jit(tile, t0, s0, T, S, causal, padding[b], scale, row_lse)
-                    for i in range(rows):
-                        target = weights[b, h, t0 + i, s0:s0 + cols]    # (cols,) a view into the output
-                        tile_row = tile[i]
-                        for j in range(cols):
-                            target[j] = tile_row[j]
-        if h == h_end - 1:                              # its last pair of sequence b: store the outputs
-            store_heads_jit(out_heads, b, h_first, h_end, out)
+                    t = t0 + i
+                    out_row = out_head[t]                   # (D,)
+                    if running_max[i] == neg_inf:           # no visible key: zero output, lse = -inf
+                        out_row[:] = zero
+                        lse[b, h, t] = neg_inf
+                    else:
+                        inv_sum = one / running_sum[i]
+                        acc_row = acc[i]                    # (D,)
+                        for d in range(D):
+                            out_row[d] = acc_row[d] * inv_sum
+                        lse[b, h, t] = running_max[i] + math.log(running_sum[i])
+                if keep_weights:                            # the (rows, S) map, only when asked for
+                    row_lse = lse[b, h, t0:t0 + rows]       # (rows,)
+                    for s0 in range(0, S, key_tile):        # tile by tile: each matmul stays on this thread
+                        cols = min(key_tile, S - s0)
+                        tile = scores_buffer[:rows * cols].reshape((rows, cols))   # (rows, cols)
+                        np.dot(q_block, k_head[s0:s0 + cols].T, tile)
+                        masked_weights_jit(tile, t0, s0, T, S, causal, padding[b], scale, row_lse)
+                        for i in range(rows):
+                            target = weights[b, h, t0 + i, s0:s0 + cols]    # (cols,) a view into the output
+                            tile_row = tile[i]
+                            for j in range(cols):
+                                target[j] = tile_row[j]
+        store_heads_jit(out_heads, b, h_first, h_end, out)   # ... and stored the same way
 
 
 def attention_backward_loops(first, last, dout, q, k, v, out, lse, scale, causal, padding, dq, dk, dv):
@@ -376,66 +374,63 @@ def attention_backward_loops(first, last, dout, q, k, v, out, lse, scale, causal
     dprobs_buffer = np.empty(block * key_tile, dtype=q.dtype)
     dq_buffer = np.empty(block * D, dtype=q.dtype)
     dkv_buffer = np.empty(key_tile * D, dtype=q.dtype)
-    for bh in range(first, last):                       # independent (batch, head) pairs
-        b = bh // H
-        h = bh - b * H
-        h_first, h_end = heads_in_slice_jit(bh, first, last, H)   # this slice's heads of sequence b
-        if h == h_first:                                # its first pair of sequence b: copy all those heads
-            copy_heads_jit(q, b, h_first, h_end, q_heads)
-            copy_heads_jit(dout, b, h_first, h_end, dout_heads)
-            copy_heads_jit(k, b, h_first, h_end, k_heads)
-            copy_heads_jit(v, b, h_first, h_end, v_heads)
-            for t in range(T):                          # delta = row sums of dout * out, BLAS below: a sum
-                for g in range(h_first, h_end):         # along a row in a loop would not vectorise
-                    out_row = out[b, g, t]              # (D,) read in memory order, as copy_heads_loops does
-                    product_row = products[g, t]        # (D,)
-                    dout_row = dout_heads[g, t]         # (D,)
-                    for d in range(D):
-                        product_row[d] = dout_row[d] * out_row[d]
-            for g in range(h_first, h_end):             # head by head, so that each row's sum does not
-                np.dot(products[g], ones, delta[g])     # depend on the slice: (T,) delta_t = sum_d dout_td out_td
-        q_head = q_heads[h]                             # (T, D)
-        dout_head = dout_heads[h]                       # (T, D)
-        k_head = k_heads[h]                             # (S, D)
-        v_head = v_heads[h]                             # (S, D)
-        dq_head = dq_heads[h]                           # (T, D)
-        dk_head = dk_heads[h]                           # (S, D)
-        dv_head = dv_heads[h]                           # (S, D)
-        dq_head[:] = zero
-        dk_head[:] = zero
-        dv_head[:] = zero
-        for t0 in range(0, T, block):
-            rows = min(block, T - t0)
-            q_block = q_head[t0:t0 + rows]                  # (rows, D)
-            dout_block = dout_head[t0:t0 + rows]            # (rows, D)
-            block_keys = visible_keys_jit(t0 + rows - 1, T, S, causal)
-            for s0 in range(0, block_keys, key_tile):
-                cols = min(key_tile, block_keys - s0)
-                k_tile = k_head[s0:s0 + cols]               # (cols, D)
-                v_tile = v_head[s0:s0 + cols]               # (cols, D)
-                probs = probs_buffer[:rows * cols].reshape((rows, cols))       # (rows, cols) p_ts
-                np.dot(q_block, k_tile.T, probs)                               # BLAS
-                masked_weights_jit(probs, t0, s0, T, S, causal, padding[b], scale, lse[b, h, t0:t0 + rows])
-                dkv = dkv_buffer[:cols * D].reshape((cols, D))
-                np.dot(probs.T, dout_block, dkv)                               # dv_s += sum_t p_ts dout_t
-                add_into_jit(dv_head[s0:s0 + cols], dkv)
-                dprobs = dprobs_buffer[:rows * cols].reshape((rows, cols))
-                np.dot(dout_block, v_tile.T, dprobs)                           # dp_ts = dout_t . v_s
-                for i in range(rows):                       # dprobs becomes scale * ds_ts, in place
-                    p_row = probs[i]
-                    dp_row = dprobs[i]
-                    delta_t = delta[h, t0 + i]
-                    for j in range(cols):
-                        dp_row[j] = p_row[j] * (dp_row[j] - delta_t) * scale
-                dq_part = dq_buffer[:rows * D].reshape((rows, D))
-                np.dot(dprobs, k_tile, dq_part)                                # dq_t += sum_s ds_ts k_s
-                add_into_jit(dq_head[t0:t0 + rows], dq_part)
-                np.dot(dprobs.T, q_block, dkv)                                 # dk_s += sum_t ds_ts q_t
-                add_into_jit(dk_head[s0:s0 + cols], dkv)
-        if h == h_end - 1:                              # its last pair of sequence b: store the gradients
-            store_heads_jit(dq_heads, b, h_first, h_end, dq)
-            store_heads_jit(dk_heads, b, h_first, h_end, dk)
-            store_heads_jit(dv_heads, b, h_first, h_end, dv)
+    for b in range(first // H, (last - 1) // H + 1):   # the sequences whose pairs this slice holds
+        h_first, h_end = heads_in_slice_jit(b, first, last, H)   # ... and which of their heads
+        copy_heads_jit(q, b, h_first, h_end, q_heads)   # all those heads at once, in memory order
+        copy_heads_jit(dout, b, h_first, h_end, dout_heads)
+        copy_heads_jit(k, b, h_first, h_end, k_heads)
+        copy_heads_jit(v, b, h_first, h_end, v_heads)
+        for t in range(T):                              # delta = row sums of dout * out, BLAS below: a sum
+            for head in range(h_first, h_end):          # along a row in a loop would not vectorise
+                out_row = out[b, head, t]               # (D,) read in memory order, as copy_heads_loops does
+                product_row = products[head, t]         # (D,)
+                dout_row = dout_heads[head, t]          # (D,)
+                for d in range(D):
+                    product_row[d] = dout_row[d] * out_row[d]
+        for head in range(h_first, h_end):              # head by head, so that a row's sum does not depend
+            np.dot(products[head], ones, delta[head])   # on the slice: (T,) delta_t = sum_d dout_td out_td
+        for h in range(h_first, h_end):                 # independent (batch, head) pairs
+            q_head = q_heads[h]                         # (T, D)
+            dout_head = dout_heads[h]                   # (T, D)
+            k_head = k_heads[h]                         # (S, D)
+            v_head = v_heads[h]                         # (S, D)
+            dq_head = dq_heads[h]                       # (T, D)
+            dk_head = dk_heads[h]                       # (S, D)
+            dv_head = dv_heads[h]                       # (S, D)
+            dq_head[:] = zero
+            dk_head[:] = zero
+            dv_head[:] = zero
+            for t0 in range(0, T, block):
+                rows = min(block, T - t0)
+                q_block = q_head[t0:t0 + rows]              # (rows, D)
+                dout_block = dout_head[t0:t0 + rows]        # (rows, D)
+                block_keys = visible_keys_jit(t0 + rows - 1, T, S, causal)
+                for s0 in range(0, block_keys, key_tile):
+                    cols = min(key_tile, block_keys - s0)
+                    k_tile = k_head[s0:s0 + cols]           # (cols, D)
+                    v_tile = v_head[s0:s0 + cols]           # (cols, D)
+                    probs = probs_buffer[:rows * cols].reshape((rows, cols))   # (rows, cols) p_ts
+                    np.dot(q_block, k_tile.T, probs)                           # BLAS
+                    masked_weights_jit(probs, t0, s0, T, S, causal, padding[b], scale, lse[b, h, t0:t0 + rows])
+                    dkv = dkv_buffer[:cols * D].reshape((cols, D))
+                    np.dot(probs.T, dout_block, dkv)                           # dv_s += sum_t p_ts dout_t
+                    add_into_jit(dv_head[s0:s0 + cols], dkv)
+                    dprobs = dprobs_buffer[:rows * cols].reshape((rows, cols))
+                    np.dot(dout_block, v_tile.T, dprobs)                       # dp_ts = dout_t . v_s
+                    for i in range(rows):                   # dprobs becomes scale * ds_ts, in place
+                        p_row = probs[i]
+                        dp_row = dprobs[i]
+                        delta_t = delta[h, t0 + i]
+                        for j in range(cols):
+                            dp_row[j] = p_row[j] * (dp_row[j] - delta_t) * scale
+                    dq_part = dq_buffer[:rows * D].reshape((rows, D))
+                    np.dot(dprobs, k_tile, dq_part)                            # dq_t += sum_s ds_ts k_s
+                    add_into_jit(dq_head[t0:t0 + rows], dq_part)
+                    np.dot(dprobs.T, q_block, dkv)                             # dk_s += sum_t ds_ts q_t
+                    add_into_jit(dk_head[s0:s0 + cols], dkv)
+        store_heads_jit(dq_heads, b, h_first, h_end, dq)   # ... and stored the same way
+        store_heads_jit(dk_heads, b, h_first, h_end, dk)
+        store_heads_jit(dv_heads, b, h_first, h_end, dv)
 
 
 attention_forward_jit = njit(cache=True, error_model="numpy", nogil=True)(attention_forward_loops)

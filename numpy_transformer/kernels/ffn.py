@@ -167,7 +167,8 @@ def bias_act_forward_loops(first, last, pre, bias, code, hidden):
 def bias_act_backward_loops(first, last, dhidden, slope, dpre, dbias_blocks):
     """dpre = dhidden * slope, all (N, F) (slope = act'(z), left by the forward), for the blocks of
     ROW_BLOCK rows first..last-1; dbias_blocks[block] (F,) = the sum of dpre over that block's rows
-    (the bias gradient, in parts)."""
+    (the bias gradient, in parts). Where the slope is 0 (relu's inactive units) dpre is 0 even when
+    dhidden is inf or NaN, as relu's reference (np.where) gives, not NaN from 0 * inf."""
     F = slope.shape[1]
     zero = slope.dtype.type(0)
     N = slope.shape[0]
@@ -179,7 +180,7 @@ def bias_act_backward_loops(first, last, dhidden, slope, dpre, dbias_blocks):
             dhidden_row = dhidden[n]                    # (F,)
             dpre_row = dpre[n]                          # (F,)
             for f in range(F):
-                dpre_row[f] = dhidden_row[f] * slope_row[f]
+                dpre_row[f] = dhidden_row[f] * slope_row[f] if slope_row[f] != zero else zero
                 block_sum[f] += dpre_row[f]
 
 
