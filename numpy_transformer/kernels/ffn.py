@@ -199,7 +199,7 @@ def bias_act_forward(pre, bias, activation):
     if np.shape(bias) != (pre.shape[1],):               # the loops would read past its end
         raise ValueError(f"bias {np.shape(bias)} must be ({pre.shape[1]},) for x W1 of shape {pre.shape}")
     hidden = np.empty_like(pre)                         # (N, F)
-    bias = bias.astype(pre.dtype, copy=False)           # z = pre + bias in pre's dtype, as the reference's float32 sum
+    bias = bias.astype(pre.dtype, copy=False)           # so that z = pre + bias is computed in pre's dtype
     run_tasks(bias_act_forward_jit, pre.shape[0], pre, bias, activation_code(activation), hidden,
               work_ns=NS_PER_ENTRY * pre.size)
     return hidden, pre
