@@ -404,14 +404,14 @@ def bench_training(contenders, rounds, steps, results):
     """
     cfg = REFERENCE
     per_step = {name: [] for name in contenders}
-    peak_then = {name: [] for name in contenders}   # each round's BLAS peak, measured by the contender's process:
-                                                    # on this shared machine from ~100 (one core's worth) to ~200
+    round_peaks = {name: [] for name in contenders}  # each round's BLAS peak, measured by the contender's process:
+                                                     # on this shared machine from ~100 (one core's worth) to ~200
     tiled = []
     for _ in range(rounds):
         for name, (backend_name, env) in contenders.items():
             worker = WorkerProcess(backend_name, env)
             try:
-                peak_then[name].append(worker.ask("blas", n=1024, reps=5)["gflops"])   # before its threads exist
+                round_peaks[name].append(worker.ask("blas", n=1024, reps=5)["gflops"])   # before its threads exist
                 worker.ask("setup_train", cfg=cfg)
                 per_step[name].append(worker.ask("train", steps=steps)["seconds"])
                 if name == "numpy":
@@ -420,14 +420,14 @@ def bench_training(contenders, rounds, steps, results):
                 worker.close()
     tokens = cfg["batch"] * cfg["T"]
     flops = training_flops_per_step(cfg)
-    blas = [gflops for values in peak_then.values() for gflops in values]
+    blas = [gflops for values in round_peaks.values() for gflops in values]
     peak = max(blas)                                # a peak: the best moment of the run
     rows = {}
     for name, times in per_step.items():
         seconds = statistics.median(times)
         rows[name] = {"seconds_per_step": seconds, "tokens_per_s": tokens / seconds,
                       "gflops": flops / seconds / 1e9, "share_of_blas_peak": flops / seconds / 1e9 / peak,
-                      "rounds_seconds": times, "rounds_blas_peak_gflops": peak_then[name]}
+                      "rounds_seconds": times, "rounds_blas_peak_gflops": round_peaks[name]}
         print(f"  training step {name:38s} {tokens / seconds:9.0f} tokens/s  {flops / seconds / 1e9:6.1f} GFLOP/s",
               flush=True)
     results["training"] = {"config": cfg, "flops_per_step": flops, "blas_peak_gflops": peak,

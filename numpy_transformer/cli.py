@@ -268,7 +268,8 @@ def read_config_file(path, parser):
                 flag, value = "--no-progress", not value
             if value:
                 tokens.append(flag)
-        elif isinstance(value, bool) and parser.pretrain.get_default(name) is not None:   # a setting it knows
+        elif isinstance(value, bool) and parser.pretrain.get_default(name) is not None:
+            # a setting pretrain knows (get_default gives None only for names it has no flag for)
             raise ValueError(f"config file {path!r}: {key!r} takes a value, not {json.dumps(value)}")
         else:                                           # an unknown key is reported by the caller, by name
             tokens += [flag, str(value)]

@@ -153,6 +153,7 @@ class DataParallel:
         self.model = model
         self.shards = check_shards(shards)
         self.replicas = []
+        self.built_from = None      # {"layers": names, "params": arrays} of the model the replicas were made from
         self.executor = None
         self.blas = None
 
