@@ -1,13 +1,13 @@
 """The FFN kernel's arithmetic helpers and its float32 path, over the whole input range.
 
-tests/test_kernels.py checks the kernels on standard-normal inputs; here the helpers that replace math.exp
-and math.tanh (kernels/ffn.py) are checked where they could break: large |x|, the flush point, zeros, -inf,
+tests/test_kernels.py checks the kernels on standard-normal inputs; here the helpers that replace math.exp,
+math.tanh and math.erf (kernels/ffn.py) are checked where they could break: large |x|, the flush point, zeros, -inf,
 and both dtypes (they compute in the dtype passed as their second argument).
 """
 import numpy as np
 import pytest
 
-from numpy_transformer.kernels import ffn
+from numpy_transformer.kernels import erf_fit, ffn
 from numpy_transformer.layers import activations
 
 
@@ -38,6 +38,24 @@ def test_tanh_matches_numpy(dtype, atol):
     assert np.max(np.abs(values - np.tanh(us.astype(np.float64)))) < atol
     assert ffn.tanh_jit(dtype(30), like) == 1 and ffn.tanh_jit(dtype(-30), like) == -1   # saturates exactly
     assert ffn.tanh_jit(dtype(0), like) == 0
+
+
+@pytest.mark.parametrize("dtype, max_ulps", [(np.float64, 4.0), (np.float32, 6.0)])
+def test_erf_matches_scipy_to_a_few_units_in_the_last_place(dtype, max_ulps):
+    """The compiled erf (Taylor series below |x| = 1.5, the fitted erfc tail above) against scipy.special.erf,
+    densely on both sides of the split and out to where erf is +-1 (measured: 3.0 and 4.7 units at most)."""
+    xs = np.concatenate([np.linspace(-7.0, 7.0, 140001), np.linspace(1.49, 1.51, 2001)]).astype(dtype)
+    assert erf_fit.ulps_from_scipy(xs).max() <= max_ulps
+    specials = np.array([0.0, 1e-30, -1e-30, 6.5, -6.5, 30.0, -1e3, np.inf, -np.inf], dtype=dtype)
+    values = erf_fit.erf_with_kernel(specials)
+    assert values[0] == 0 and values[1] > 0 > values[2]              # tiny x: erf(x) = 2x / sqrt(pi), sign kept
+    np.testing.assert_array_equal(values[3:], [1, -1, 1, -1, 1, -1])   # exactly +-1 beyond the fitted range
+
+
+def test_erf_tail_coefficients_come_from_erf_fit():
+    """The polynomial in kernels/ffn.py is what kernels/erf_fit.py fits (run it to see them and their error)."""
+    for coefficients, degree in ((ffn.ERFC_TAIL, 18), (ffn.ERFC_TAIL_FLOAT32, 8)):
+        np.testing.assert_allclose(coefficients, erf_fit.fit_tail(degree), rtol=1e-9, atol=1e-15)
 
 
 @pytest.mark.parametrize("activation", ["relu", "gelu", "gelu_tanh"])
