@@ -496,6 +496,7 @@ for dtype in (np.float32, np.float64):         # float32: what training compiles
     embedding.embedding_backward(x, (np.zeros((2, 3), dtype=np.int64), 5))
     matmul.matmul_tiled(w1, w2)
     optim.adam_update(w1.copy(), w1, w1.copy(), w1 * w1, 1e-3, 0.9, 0.999, 1e-8, 1, 0.01, True)
+    optim.add_scaled(w1.copy(), w1, 0.5)
     seconds[np.dtype(dtype).name] = time.perf_counter() - begin
 done = time.perf_counter()
 print(json.dumps({"import_s": imported - start, "compile_or_load_s": done - imported, "by_dtype_s": seconds}))

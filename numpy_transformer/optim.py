@@ -25,6 +25,7 @@ import math
 import numpy as np
 
 from . import backend
+from .flat import BufferFinder, zeros_like_each
 from .layers.base import copy_arrays_into
 from .layers.embedding import Embedding
 from .layers.positional import LearnedPositionalEmbedding
@@ -93,19 +94,26 @@ class Optimizer:
         self.slots = {}                              # {slot name: {param name: array}}, e.g. "m", "v"
 
     def new_slot(self, slot):
-        """A zero array per parameter, same shape and dtype (float32 training keeps float32 state)."""
-        self.slots[slot] = {name: np.zeros_like(p) for name, p in self.params.items()}
+        """A zero array per parameter, same shape and dtype (float32 training keeps float32 state); all of them
+        views of one buffer, laid out like the parameters (flat.py)."""
+        self.slots[slot] = zeros_like_each(self.params)
         return self.slots[slot]
 
     def step(self, lr=None):
         """One update of every parameter from its gradient; lr overrides self.lr (a schedule's value)."""
         lr = self.lr if lr is None else float(lr)
         self.t += 1
+        if self.update_all(lr):
+            return
         for name, param in self.params.items():
             self.update(name, param, self.grads[name], lr)
 
     def update(self, name, param, grad, lr):
         raise NotImplementedError
+
+    def update_all(self, lr):
+        """Every parameter at once, where an optimiser has a faster way to do that: True if done."""
+        return False
 
     # --- checkpoints -------------------------------------------------------------------
     def state_dict(self):
@@ -156,6 +164,25 @@ class Adam(Optimizer):
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
         self.m = self.new_slot("m")                                      # first moment, E[g]
         self.v = self.new_slot("v")                                      # second moment, E[g^2]
+        self.buffers = [BufferFinder() for _ in range(4)]                # for update_all: params, grads, m, v
+        sizes = [param.size for param in self.params.values()]
+        self.segment_bounds = np.cumsum([0] + sizes)                     # where each parameter begins in a buffer
+        self.segment_decays = np.array([self.decay[name] for name in self.params], dtype=bool)   # (weight_decay 0: none)
+
+    def update_all(self, lr):
+        """On the Numba backend, when the parameters, their gradients and both moments each lie in one buffer
+        in the same order (flat.py), one kernel call updates them all: the same arithmetic as update, entry by
+        entry, so the same bits."""
+        if backend.get_backend() != "numba":
+            return False
+        arrays = (self.params.values(), self.grads.values(), self.m.values(), self.v.values())
+        buffers = [find(values) for find, values in zip(self.buffers, arrays)]
+        if any(buffer is None or buffer.size != self.segment_bounds[-1] for buffer in buffers):
+            return False
+        from .kernels.optim import adam_update_segments                  # (kernels/optim.py)
+        adam_update_segments(*buffers, self.segment_bounds, self.segment_decays, lr, self.beta1, self.beta2,
+                             self.eps, self.t, self.weight_decay, self.decoupled)
+        return True
 
     def update(self, name, param, grad, lr):
         decays = self.weight_decay > 0 and self.decay[name]

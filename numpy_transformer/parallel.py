@@ -49,6 +49,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 import numpy as np
 
 from . import backend
+from .flat import BufferFinder, gather
 
 try:
     from .kernels.threads import get_num_threads, on_this_thread as kernels_on_this_thread
@@ -102,6 +103,7 @@ def replica_of(model):
     # deepcopy's memo maps id(original) -> its copy; mapping each parameter to ITSELF means "reuse, don't copy"
     shared = {id(value): value for value in model.parameters().values()}
     replica = copy.deepcopy(model, memo=shared)
+    gather(replica, "dparams")                          # its own gradients, copied: into one buffer (flat.py)
     replica.clear_caches()
     for _, layer in replica.named_layers():            # the maps the model's last forward left behind
         if vars(layer).get("attention_weights") is not None:
@@ -156,6 +158,8 @@ class DataParallel:
         self.built_from = None      # {"layers": names, "params": arrays} of the model the replicas were made from
         self.executor = None
         self.blas = None
+        self.model_buffer = BufferFinder()                          # the buffers behind the gradients (flat.py)
+        self.replica_buffers = [BufferFinder() for _ in range(self.shards)]
 
     # --- the step ---------------------------------------------------------------------------------
     def loss_and_backward(self, loss_fn, batch, rng=None):
@@ -190,16 +194,23 @@ class DataParallel:
 
     def add_gradients(self, replicas, counts, total):
         """model gradient += sum_i (c_i / C) g_i, shard by shard in order; each product is rounded to the
-        dtype before it is added, on both backends (the Numba kernel in one pass, NumPy in two)."""
+        dtype before it is added, on both backends (the Numba kernel in one pass, NumPy in two). When the
+        model's gradients lie in one buffer and so do the replica's (flat.py), one kernel call adds them all."""
         grads = self.model.grads()
         fused = backend.get_backend() == "numba"
         if fused:
             from .kernels.optim import add_scaled
-        for replica, counted in zip(replicas, counts):
+            target = self.model_buffer(grads.values())
+        for i, (replica, counted) in enumerate(zip(replicas, counts)):
             if counted == 0:                                    # its loss counted nothing: zero gradient
                 continue
             weight = counted / total
-            for name, replica_grad in replica.grads().items():
+            replica_grads = replica.grads()
+            if fused and target is not None and replica_grads.keys() == grads.keys():
+                source = self.replica_buffers[i](replica_grads.values())
+                if source is not None and add_scaled(target, source, weight):   # same size and dtype
+                    continue
+            for name, replica_grad in replica_grads.items():
                 if not (fused and add_scaled(grads[name], replica_grad, weight)):
                     replica_grad *= replica_grad.dtype.type(weight)
                     grads[name] += replica_grad

@@ -495,9 +495,12 @@ def test_bitwise_adam_update(weight_decay, decoupled, rng):
     param, grad = rng.standard_normal(37), rng.standard_normal(37)
     m, v = rng.standard_normal(37), rng.random(37)
 
+    bounds, decays = np.array([0, 10, 37]), np.array([True, False])   # two parameters: one decays, one does not
+
     def args():
-        return (param.copy(), grad, m.copy(), v.copy(), 0.01, 0.9, 0.99, 1e-8, 0.19, 0.0199, weight_decay, decoupled)
-    compiled, python = run_twice(optim_kernels.adam_update_jit, args, (0, 2, 3))
+        return (0, 2, bounds, decays, param.copy(), grad, m.copy(), v.copy(), 0.01, 0.9, 0.99, 1e-8, 0.19, 0.0199,
+                weight_decay, decoupled)
+    compiled, python = run_twice(optim_kernels.adam_update_jit, args, (4, 6, 7))
     for a, b in zip(compiled, python):
         np.testing.assert_array_equal(a, b)
 

@@ -9,39 +9,56 @@ operations in the same order (so float64 agrees to rounding, and float32 stays f
     m = b1 m + (1 - b1) g;       v = b2 v + (1 - b2) g^2
     p -= (lr wd) p               (AdamW, on the parameters that decay)
     p -= lr (m / c1) / (sqrt(v / c2) + eps),    c1 = 1 - b1^t, c2 = 1 - b2^t
+When the parameters, gradients and moments each lie in one buffer (flat.py), the whole step is ONE call
+over the buffers, parameter by parameter as segments (adam_update_segments).
 """
 import numpy as np
 from numba import njit
 
+from .threads import run_tasks
 
-def adam_update_loops(param, grad, m, v, lr, beta1, beta2, eps, m_correction, v_correction, weight_decay,
-                      decoupled):
-    """One update of a flat (n,) parameter and its moments m, v, in place.
+CHUNK = 16384           # entries per task of add_scaled (the threads share chunks out; entries are independent)
+NS_PER_ENTRY = 1.0      # one thread's time per entry of the Adam update, roughly (run_tasks' estimate)
+NS_PER_ADDED_ENTRY = 0.25   # ... and of add_scaled
 
-    weight_decay: 0 for a parameter that does not decay; decoupled: AdamW (shrink p) or Adam + L2
-    (add wd p to the gradient). Every constant is cast to the parameter's dtype first, as NumPy does
-    with a Python float next to a float32 array.
+
+def adam_update_loops(first, last, bounds, decays, param, grad, m, v, lr, beta1, beta2, eps, m_correction,
+                      v_correction, weight_decay, decoupled):
+    """One update of flat (n,) arrays param, m, v in place, over the segments first..last-1: segment i is
+    entries bounds[i]..bounds[i+1]-1 (one parameter), with weight decay where decays[i] (bool).
+
+    decoupled: AdamW (shrink p) or Adam + L2 (add wd p to the gradient). Every constant is cast to the
+    parameter's dtype first, as NumPy does with a Python float next to a float32 array.
     """
     dtype = param.dtype.type
     b1, b2 = dtype(beta1), dtype(beta2)
     one_minus_b1, one_minus_b2 = dtype(1.0 - beta1), dtype(1.0 - beta2)
     m_corr, v_corr = dtype(m_correction), dtype(v_correction)
     rate, epsilon = dtype(lr), dtype(eps)
-    l2 = dtype(weight_decay) if not decoupled else dtype(0)
-    shrink = dtype(lr * weight_decay) if decoupled else dtype(0)
-    for i in range(param.shape[0]):
-        p = param[i]
-        g = grad[i] + l2 * p if l2 != 0 else grad[i]
-        m_i = m[i] * b1 + one_minus_b1 * g
-        v_i = v[i] * b2 + one_minus_b2 * (g * g)
-        m[i] = m_i
-        v[i] = v_i
-        if shrink != 0:
-            p = p - shrink * p
-        param[i] = p - rate * (m_i / m_corr) / (np.sqrt(v_i / v_corr) + epsilon)
+    for segment in range(first, last):
+        decay = weight_decay if decays[segment] else 0.0
+        l2 = dtype(decay) if not decoupled else dtype(0)
+        shrink = dtype(lr * decay) if decoupled else dtype(0)
+        for i in range(bounds[segment], bounds[segment + 1]):
+            p = param[i]
+            g = grad[i] + l2 * p if l2 != 0 else grad[i]
+            m_i = m[i] * b1 + one_minus_b1 * g
+            v_i = v[i] * b2 + one_minus_b2 * (g * g)
+            m[i] = m_i
+            v[i] = v_i
+            if shrink != 0:
+                p = p - shrink * p
+            param[i] = p - rate * (m_i / m_corr) / (np.sqrt(v_i / v_corr) + epsilon)
 
 
-adam_update_jit = njit(cache=True, error_model="numpy")(adam_update_loops)
+adam_update_jit = njit(cache=True, nogil=True, error_model="numpy")(adam_update_loops)
+
+
+def adam_update_segments(param, grad, m, v, bounds, decays, lr, beta1, beta2, eps, t, weight_decay, decoupled):
+    """Update flat (n,) param, m, v for step t, segment by segment (bounds: (segments + 1,) int64, from 0 to n;
+    decays: (segments,) bool); the threads share the segments out."""
+    run_tasks(adam_update_jit, len(decays), bounds, decays, param, grad, m, v, lr, beta1, beta2, eps,
+              1.0 - beta1 ** t, 1.0 - beta2 ** t, weight_decay, decoupled, work_ns=NS_PER_ENTRY * param.size)
 
 
 def adam_update(param, grad, m, v, lr, beta1, beta2, eps, t, weight_decay, decoupled):
@@ -52,20 +69,21 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, t, weight_decay, decou
     if not all(a.flags.c_contiguous and a.dtype == param.dtype and a.shape == param.shape for a in arrays):
         return False
     flat = [a.reshape(-1) for a in arrays]              # (n,) views
-    adam_update_jit(*flat, lr, beta1, beta2, eps, 1.0 - beta1 ** t, 1.0 - beta2 ** t, weight_decay, decoupled)
+    adam_update_segments(*flat, np.array([0, param.size]), np.ones(1, dtype=np.bool_), lr, beta1, beta2, eps, t,
+                         weight_decay, decoupled)
     return True
 
 
-def add_scaled_loops(target, source, weight):
-    """target += weight * source for flat (n,) arrays, in place; weight * source is rounded to the
-    dtype first, exactly as NumPy's `source *= weight; target += source` does, but in one pass that
-    leaves source as it was."""
+def add_scaled_loops(first, last, target, source, weight):
+    """target += weight * source for flat (n,) arrays, in place, over the chunks of CHUNK entries first..last-1;
+    weight * source is rounded to the dtype first, exactly as NumPy's `source *= weight; target += source`
+    does, but in one pass that leaves source as it was."""
     w = target.dtype.type(weight)
-    for i in range(target.shape[0]):
+    for i in range(first * CHUNK, min(last * CHUNK, target.shape[0])):
         target[i] += source[i] * w
 
 
-add_scaled_jit = njit(cache=True, error_model="numpy")(add_scaled_loops)
+add_scaled_jit = njit(cache=True, nogil=True, error_model="numpy")(add_scaled_loops)
 
 
 def add_scaled(target, source, weight):
@@ -74,5 +92,6 @@ def add_scaled(target, source, weight):
     if not (target.flags.c_contiguous and source.flags.c_contiguous and target.shape == source.shape
             and target.dtype == source.dtype):
         return False
-    add_scaled_jit(target.reshape(-1), source.reshape(-1), weight)
+    run_tasks(add_scaled_jit, (target.size + CHUNK - 1) // CHUNK, target.reshape(-1), source.reshape(-1), weight,
+              work_ns=NS_PER_ADDED_ENTRY * target.size)
     return True

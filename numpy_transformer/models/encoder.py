@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..layers.activations import GELU, Tanh
+from ..flat import gather_model
 from ..layers.base import Layer
 from ..layers.input_embedding import InputEmbedding
 from ..layers.layernorm import LayerNorm
@@ -71,6 +72,7 @@ class Encoder(Layer):
         self.pooler_act = Tanh()
         self.classifier = Linear(C, config.num_classes, rng, dtype=dtype)
         self.loss_fn = CrossEntropyLoss(config.ignore_index, config.label_smoothing)
+        gather_model(self)      # parameters in one buffer, gradients in another: faster optimiser steps (flat.py)
 
     def children(self):
         kids = [("embed", self.embed), ("embed_norm", self.embed_norm)]

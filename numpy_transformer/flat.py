@@ -1,0 +1,103 @@
+"""One buffer behind many arrays: a model's parameters, and apart from them its gradients, as views of
+one flat array each.
+
+Outside forward and backward, a training step visits every parameter: the optimiser's update, and with
+the batch split across threads (parallel.py) the adding of each thread's gradient. Array by array that
+is a call per parameter each time, about 70 for the reference GPT, each with its Python overhead.
+When the arrays are consecutive pieces of ONE buffer, the Numba backend makes each of those a single
+pass over the buffer (measured: the split step of the reference GPT 1.8 ms faster, ~2%).
+
+Nothing else changes: each view has its array's shape, dtype and values, and is updated in place as
+before. The models gather their arrays when they are built (gather_model). Whatever later replaces an
+array (a new output layer for fine-tuning, say) simply ends the sharing: one_buffer then finds no
+common buffer, and the callers go array by array, with the same results.
+"""
+import numpy as np
+
+
+def gather(model, attribute="params"):
+    """Move the arrays in every layer's `attribute` dict ("params" or "dparams") into one new buffer, in
+    the order model.parameters() lists them, each replaced by a view with its own shape and values.
+
+    -> the buffer, or None, changing nothing, when there is no array, their dtypes differ, or one of them
+    is a view of other memory (moving it would end a sharing someone may rely on)."""
+    tables = list({id(layer): getattr(layer, attribute) for _, layer in model.named_layers()}.values())
+    arrays = {}                                         # id -> array, in order; an array listed twice: one place
+    for table in tables:
+        for value in table.values():
+            arrays.setdefault(id(value), value)
+    if not arrays or len({value.dtype for value in arrays.values()}) != 1:
+        return None
+    if any(value.base is not None for value in arrays.values()):
+        return None
+    buffer = np.empty(sum(value.size for value in arrays.values()), dtype=next(iter(arrays.values())).dtype)
+    views = {}
+    start = 0
+    for key, value in arrays.items():
+        view = buffer[start:start + value.size].reshape(value.shape)   # a view of the buffer
+        view[...] = value
+        views[key] = view
+        start += value.size
+    for table in tables:
+        for name, value in table.items():
+            table[name] = views[id(value)]
+    return buffer
+
+
+def gather_model(model):
+    """A freshly built model's parameters into one buffer and its gradients into another."""
+    gather(model, "params")
+    gather(model, "dparams")
+    return model
+
+
+def address(array):
+    """Where the array's first entry lives in memory."""
+    return array.__array_interface__["data"][0]
+
+
+def one_buffer(arrays):
+    """The 1-D array that `arrays` (a sequence) are consecutive C-contiguous pieces of, in their order, with
+    nothing before, between or after them; None if there is none."""
+    arrays = list(arrays)
+    if not arrays:
+        return None
+    buffer = arrays[0].base
+    if buffer is None or buffer.ndim != 1 or not buffer.flags.c_contiguous:
+        return None
+    expected = address(buffer)
+    for array in arrays:
+        if (array.base is not buffer or array.dtype != buffer.dtype or not array.flags.c_contiguous
+                or address(array) != expected):
+            return None
+        expected += array.nbytes
+    return buffer if expected == address(buffer) + buffer.nbytes else None
+
+
+class BufferFinder:
+    """one_buffer, remembered: asked again about the very same arrays (step after step, the usual case), it
+    glances at each instead of looking at its memory again."""
+
+    def __init__(self):
+        self.arrays = ()
+        self.buffer = None
+
+    def __call__(self, arrays):
+        arrays = tuple(arrays)
+        if len(arrays) != len(self.arrays) or any(a is not b for a, b in zip(arrays, self.arrays)):
+            self.arrays, self.buffer = arrays, one_buffer(arrays)
+        return self.buffer
+
+
+def zeros_like_each(arrays):
+    """{name: zeros shaped like arrays[name]}, all views of one zeroed buffer in the dict's order (when the
+    dtypes agree; else one array each): an optimiser's moments, laid out like the parameters they follow."""
+    if len({value.dtype for value in arrays.values()}) != 1:
+        return {name: np.zeros_like(value) for name, value in arrays.items()}
+    buffer = np.zeros(sum(value.size for value in arrays.values()), dtype=next(iter(arrays.values())).dtype)
+    out = {}
+    start = 0
+    for name, value in arrays.items():
+        out[name] = buffer[start:start + value.size].reshape(value.shape)
+        start += value.size
+    return out
