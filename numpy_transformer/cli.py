@@ -268,12 +268,27 @@ def read_config_file(path, parser):
                 flag, value = "--no-progress", not value
             if value:
                 tokens.append(flag)
-        elif isinstance(value, bool) and parser.pretrain.get_default(name) is not None:
+        elif (isinstance(value, bool) or value is None) and parser.pretrain.get_default(name) is not None:
             # a setting pretrain knows (get_default gives None only for names it has no flag for)
             raise ValueError(f"config file {path!r}: {key!r} takes a value, not {json.dumps(value)}")
         else:                                           # an unknown key is reported by the caller, by name
             tokens += [flag, str(value)]
     return tokens
+
+
+def parse_file_tokens(parser, tokens, path):
+    """parser.parse_known_args for a config file's tokens; a value of the wrong type ({"steps": 2.5}) is a
+    ValueError naming the file, not argparse's usage message and exit (which names only the flag)."""
+    parsers = (parser, parser.pretrain)
+    try:
+        for each in parsers:
+            each.exit_on_error = False                  # argparse then raises ArgumentError instead of exiting
+        return parser.parse_known_args(["pretrain"] + tokens)
+    except argparse.ArgumentError as err:
+        raise ValueError(f"config file {path!r}: {err}") from None
+    finally:
+        for each in parsers:
+            each.exit_on_error = True
 
 
 def pretrain_settings(argv, parser):
@@ -282,7 +297,7 @@ def pretrain_settings(argv, parser):
     from_file = {}
     if "config" in typed:
         file_tokens = read_config_file(typed["config"], parser)
-        parsed, unknown = parser.parse_known_args(["pretrain"] + file_tokens)
+        parsed, unknown = parse_file_tokens(parser, file_tokens, typed["config"])
         unknown_keys = [token[2:].replace("-", "_") for token in unknown if token.startswith("--")]
         if unknown:
             raise ValueError(f"config file {typed['config']!r}: unknown setting(s) "

@@ -172,11 +172,17 @@ def test_config_file_settings_and_errors(tmp_path, corpus):
     broken = tmp_path / "broken.json"
     broken.write_text("{steps: 2")
     assert_clear_error(cli("pretrain", "--config", broken), "not valid JSON")
+    mistyped = tmp_path / "mistyped.json"                               # argparse's own message named no file
+    mistyped.write_text(json.dumps({"steps": 2.5}))
+    assert_clear_error(cli("pretrain", "--config", mistyped),
+                       f"config file {str(mistyped)!r}: argument --steps: must be a whole number >= 1, got '2.5'")
+    assert_clear_error(cli("pretrain", "--steps", "x"), "argument --steps: must be a whole number >= 1, got 'x'")   # typed: as before
 
 
 @pytest.mark.parametrize("settings, message", [
     ({"data-parallel": True}, "'data-parallel' takes a value, not true"),     # argparse said only "expected one argument"
     ({"steps": False}, "'steps' takes a value, not false"),
+    ({"width": None}, "'width' takes a value, not null"),                       # not Python's "None" handed on
     ({"resume": "yes"}, "'resume' takes true or false, not \"yes\""),
     ({"decay_embeddings": 1}, "'decay_embeddings' takes true or false, not 1"),
     ({"no-progress": "on"}, "'no-progress' takes true or false, not \"on\"")])
