@@ -272,7 +272,7 @@ def read_config_file(path, parser):
             # a setting pretrain knows (get_default gives None only for names it has no flag for)
             raise ValueError(f"config file {path!r}: {key!r} takes a value, not {json.dumps(value)}")
         else:                                           # an unknown key is reported by the caller, by name
-            tokens += [flag, str(value)]
+            tokens.append(f"{flag}={value}")            # one token: a value may begin with "-"
     return tokens
 
 
@@ -280,6 +280,7 @@ def parse_file_tokens(parser, tokens, path):
     """parser.parse_known_args for a config file's tokens; a value of the wrong type ({"steps": 2.5}) is a
     ValueError naming the file, not argparse's usage message and exit (which names only the flag)."""
     parsers = (parser, parser.pretrain)
+    saved = [each.exit_on_error for each in parsers]
     try:
         for each in parsers:
             each.exit_on_error = False                  # argparse then raises ArgumentError instead of exiting
@@ -287,8 +288,8 @@ def parse_file_tokens(parser, tokens, path):
     except argparse.ArgumentError as err:
         raise ValueError(f"config file {path!r}: {err}") from None
     finally:
-        for each in parsers:
-            each.exit_on_error = True
+        for each, setting in zip(parsers, saved):
+            each.exit_on_error = setting
 
 
 def pretrain_settings(argv, parser):
@@ -298,7 +299,7 @@ def pretrain_settings(argv, parser):
     if "config" in typed:
         file_tokens = read_config_file(typed["config"], parser)
         parsed, unknown = parse_file_tokens(parser, file_tokens, typed["config"])
-        unknown_keys = [token[2:].replace("-", "_") for token in unknown if token.startswith("--")]
+        unknown_keys = [token[2:].split("=")[0].replace("-", "_") for token in unknown if token.startswith("--")]
         if unknown:
             raise ValueError(f"config file {typed['config']!r}: unknown setting(s) "
                              f"{', '.join(map(repr, unknown_keys or unknown))}; keys are the flag names "

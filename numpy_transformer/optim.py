@@ -164,7 +164,7 @@ class Adam(Optimizer):
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
         self.m = self.new_slot("m")                                      # first moment, E[g]
         self.v = self.new_slot("v")                                      # second moment, E[g^2]
-        self.buffers = [BufferFinder() for _ in range(4)]                # for update_all: params, grads, m, v
+        self.buffer_finders = [BufferFinder() for _ in range(4)]         # for update_all: params, grads, m, v
         sizes = [param.size for param in self.params.values()]
         self.segment_bounds = np.cumsum([0] + sizes)                     # where each parameter begins in a buffer
         self.segment_decays = np.array([self.decay[name] for name in self.params], dtype=bool)   # (weight_decay 0: none)
@@ -175,8 +175,9 @@ class Adam(Optimizer):
         entry, so the same bits."""
         if backend.get_backend() != "numba":
             return False
-        arrays = (self.params.values(), self.grads.values(), self.m.values(), self.v.values())
-        buffers = [find(values) for find, values in zip(self.buffers, arrays)]
+        names = list(self.params)                                        # every list in the parameters' order
+        arrays = [[table[name] for name in names] for table in (self.params, self.grads, self.m, self.v)]
+        buffers = [find(values) for find, values in zip(self.buffer_finders, arrays)]
         if any(buffer is None or buffer.size != self.segment_bounds[-1] for buffer in buffers):
             return False
         from .kernels.optim import adam_update_segments                  # (kernels/optim.py)

@@ -158,8 +158,8 @@ class DataParallel:
         self.built_from = None      # {"layers": names, "params": arrays} of the model the replicas were made from
         self.executor = None
         self.blas = None
-        self.model_buffer = BufferFinder()                          # the buffers behind the gradients (flat.py)
-        self.replica_buffers = [BufferFinder() for _ in range(self.shards)]
+        self.find_model_buffer = BufferFinder()                     # the buffers behind the gradients (flat.py)
+        self.find_replica_buffers = [BufferFinder() for _ in range(self.shards)]
 
     # --- the step ---------------------------------------------------------------------------------
     def loss_and_backward(self, loss_fn, batch, rng=None):
@@ -200,14 +200,14 @@ class DataParallel:
         fused = backend.get_backend() == "numba"
         if fused:
             from .kernels.optim import add_scaled
-            target = self.model_buffer(grads.values())
+            target = self.find_model_buffer(grads.values())
         for i, (replica, counted) in enumerate(zip(replicas, counts)):
             if counted == 0:                                    # its loss counted nothing: zero gradient
                 continue
             weight = counted / total
             replica_grads = replica.grads()
-            if fused and target is not None and replica_grads.keys() == grads.keys():
-                source = self.replica_buffers[i](replica_grads.values())
+            if fused and target is not None and list(replica_grads) == list(grads):   # same names, same order
+                source = self.find_replica_buffers[i](replica_grads.values())
                 if source is not None and add_scaled(target, source, weight):   # same size and dtype
                     continue
             for name, replica_grad in replica_grads.items():

@@ -177,6 +177,9 @@ def test_config_file_settings_and_errors(tmp_path, corpus):
     assert_clear_error(cli("pretrain", "--config", mistyped),
                        f"config file {str(mistyped)!r}: argument --steps: must be a whole number >= 1, got '2.5'")
     assert_clear_error(cli("pretrain", "--steps", "x"), "argument --steps: must be a whole number >= 1, got 'x'")   # typed: as before
+    dashed = tmp_path / "dashed.json"                                   # a value beginning with "-" reaches the check
+    dashed.write_text(json.dumps({"corpus": "-no such file.txt"}))
+    assert_clear_error(cli("pretrain", "--config", dashed), "-no such file.txt")
 
 
 @pytest.mark.parametrize("settings, message", [
@@ -198,8 +201,9 @@ def test_config_file_true_and_false_only_for_switches(tmp_path, settings, messag
 @pytest.mark.parametrize("settings, tokens", [
     ({"no-progress": True, "resume": False}, ["--no-progress"]),           # a switch by its flag's name, as --help shows
     ({"progress": False, "decay_embeddings": True}, ["--no-progress", "--decay-embeddings"]),
-    ({"progress": True, "no_progress": False, "steps": 3}, ["--steps", "3"]),
-    ({"decay_embedding": True}, ["--decay-embedding", "True"])])           # unknown: the caller names it
+    ({"progress": True, "no_progress": False, "steps": 3}, ["--steps=3"]),
+    ({"corpus": "-odd name.txt"}, ["--corpus=-odd name.txt"]),              # a value may begin with "-"
+    ({"decay_embedding": True}, ["--decay-embedding=True"])])               # unknown: the caller names it
 def test_config_file_switches_become_flags(tmp_path, settings, tokens):
     from numpy_transformer.cli import build_parser, read_config_file
     path = tmp_path / "settings.json"

@@ -103,6 +103,28 @@ def test_one_call_update_gives_the_bits_of_the_update_array_by_array(optimizer, 
 
 
 @pytest.mark.parametrize("backend_name", BACKENDS)
+def test_gradients_listed_in_another_order_still_meet_their_parameters(backend_name):
+    """A layer whose dparams dict lists its names in another order than params (the Layer contract asks
+    only for the same names): gather lays the gradients out in the parameters' order, and the one-call
+    update pairs them by name, so each parameter gets its own gradient (a review found w getting b's)."""
+    class Odd(Layer):
+        def __init__(self):
+            super().__init__()
+            self.params = {"w": np.ones(3), "b": np.ones(2)}
+            self.dparams = {"b": np.zeros(2), "w": np.zeros(3)}
+    model = Odd()
+    gather(model, "params")
+    gather(model, "dparams")
+    assert one_buffer(model.grads().values()) is None and one_buffer([model.dparams[n] for n in "wb"]) is not None
+    optimizer = Adam(model, lr=0.1)
+    model.dparams["w"][...] = 1.0
+    with backend.use_backend(backend_name):
+        optimizer.step()
+    np.testing.assert_allclose(model.params["w"], 0.9)   # Adam's first step moves by lr against the gradient's sign
+    np.testing.assert_array_equal(model.params["b"], 1.0)
+
+
+@pytest.mark.parametrize("backend_name", BACKENDS)
 def test_a_replaced_parameter_ends_the_sharing_and_training_goes_on_array_by_array(backend_name, monkeypatch):
     """Fine-tuning may put a new array in place of one (a new head, say): the update then goes array by
     array, on the model as it is now, and matches a model built array by array from the start."""

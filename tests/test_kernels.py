@@ -25,6 +25,7 @@ from numpy_transformer.kernels import linear as linear_kernels
 from numpy_transformer.kernels import layernorm as layernorm_kernels
 from numpy_transformer.kernels import loss as loss_kernels
 from numpy_transformer.kernels import optim as optim_kernels
+from numpy_transformer.kernels import threads as threads_module
 from numpy_transformer.kernels.matmul import matmul_tiled, matmul_tiled_jit, matmul_tiled_loops
 from numpy_transformer.layers import activations, attention, embedding, layernorm, linear, loss
 from numpy_transformer.models import GPT, GPTConfig
@@ -498,11 +499,36 @@ def test_bitwise_adam_update(weight_decay, decoupled, rng):
     bounds, decays = np.array([0, 10, 37]), np.array([True, False])   # two parameters: one decays, one does not
 
     def args():
-        return (0, 2, bounds, decays, param.copy(), grad, m.copy(), v.copy(), 0.01, 0.9, 0.99, 1e-8, 0.19, 0.0199,
+        return (0, 1, bounds, decays, param.copy(), grad, m.copy(), v.copy(), 0.01, 0.9, 0.99, 1e-8, 0.19, 0.0199,
                 weight_decay, decoupled)
     compiled, python = run_twice(optim_kernels.adam_update_jit, args, (4, 6, 7))
     for a, b in zip(compiled, python):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_adam_over_one_buffer_equals_parameter_by_parameter(threads, rng):
+    """Parameters one after another in one buffer, updated chunk by chunk (CHUNK entries; the threads share
+    the chunks): a parameter that spans chunks, one of no entries, decaying and not, all give the bits of
+    updating each parameter on its own."""
+    chunk = optim_kernels.CHUNK
+    bounds = np.array([0, 100, chunk + 16, chunk + 16, 2 * chunk + 600, 14 * chunk + 7])   # enough for 2 threads
+    decays = np.array([True, False, True, True, False])
+    n = bounds[-1]
+    param, grad, m, v = rng.standard_normal(n), rng.standard_normal(n), rng.standard_normal(n), rng.random(n)
+    expected = [param.copy(), m.copy(), v.copy()]
+    for i, decay in enumerate(decays):
+        part = slice(bounds[i], bounds[i + 1])
+        optim_kernels.adam_update(expected[0][part], grad[part], expected[1][part], expected[2][part], 0.01, 0.9,
+                                  0.99, 1e-8, 3, 0.1 if decay else 0.0, True)
+    previous = threads_module.get_num_threads()
+    threads_module.set_num_threads(threads)
+    try:
+        optim_kernels.adam_update_segments(param, grad, m, v, bounds, decays, 0.01, 0.9, 0.99, 1e-8, 3, 0.1, True)
+    finally:
+        threads_module.set_num_threads(previous)
+    for got, want in zip((param, m, v), expected):
+        np.testing.assert_array_equal(got, want)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

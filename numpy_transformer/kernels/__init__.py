@@ -5,10 +5,13 @@
     linear.py     y = x W + b as ONE BLAS call over all rows, bias added in place (no Numba needed);
                   linear_many_* project q, k and v with one matmul (used by layers/multihead.py)
     embedding.py  the embedding's backward: column blocks per thread instead of np.add.at
-    ffn.py        bias + activation fused around the BLAS matmuls, and its backward
+    ffn.py        bias + activation fused around the BLAS matmuls, and its backward (erf, tanh and exp
+                  built from arithmetic that vectorises; erf_fit.py fits and measures erf's tail polynomial)
     layernorm.py  LayerNorm forward and backward
     loss.py       softmax cross-entropy forward and backward
-    optim.py      the Adam / AdamW update of one parameter in one pass (Adam.update calls it)
+    optim.py      the Adam / AdamW update in one pass: of one parameter (Adam.update calls it), or of all of
+                  them when they lie in one buffer (adam_update_segments, for Adam.update_all); add_scaled
+                  adds the batch-splitting threads' gradients (parallel.py)
     threads.py    run_tasks: shares a kernel's independent tasks across threads
     matmul.py     a tiled matmul for teaching (not on the fast path)
 

@@ -3,26 +3,21 @@
 erf has no vectorising library call here (math.erf is a scalar call per entry), so the FFN kernel builds it
 from arithmetic. For |x| >= ERF_SPLIT it writes
     erfc(x) = exp(-x^2) / x * q(s),   s = 1 / x,   q(s) = x exp(x^2) erfc(x)
-q is smooth and slowly varying (q -> 1/sqrt(pi) as x -> infinity; 0.5 at x = 1.5), so a polynomial of
-modest degree reproduces it. This script fits that polynomial: it samples q at Chebyshev points of the
+q is smooth and slowly varying (q -> 1/sqrt(pi) = 0.564 as x -> infinity; 0.48 at x = 1.5), so a polynomial
+of modest degree reproduces it. This script fits that polynomial: it samples q at Chebyshev points of the
 s-interval [1/ERF_TOP, 1/ERF_SPLIT] (with scipy.special.erfcx, x exp(x^2) erfc(x) without underflow), fits a
 Chebyshev series by least squares, and prints it in powers of t (the interval mapped onto [-1, 1]), highest
-first, ready for Horner's rule. It also reports the largest error of erf built this way against scipy's, in
-units in the last place. Needs scipy (a dependency already: the NumPy reference's GELU uses scipy.special.erf).
+first, ready for Horner's rule: paste them into kernels/ffn.py. It then measures kernels/ffn.py's erf as it
+stands (with the coefficients pasted there, compiled) against scipy's, in units in the last place.
+Needs scipy (a dependency already: the NumPy reference's GELU uses scipy.special.erf).
 """
 import numpy as np
 from numpy.polynomial import chebyshev
 
-ERF_SPLIT = 1.5         # below: erf's Taylor series; from here on: erfc through the fitted tail
-ERF_TOP = 6.0           # erfc(6) = 2.2e-17, under half a unit in the last place of 1: erf is +-1 beyond
+from .ffn import ERF_SPLIT, ERF_TOP   # below ERF_SPLIT erf's Taylor series; beyond ERF_TOP erf is +-1
+
 TAIL_DEGREES = {"float64": 18, "float32": 8}
 SAMPLES = 2000
-
-
-def tail_variable(s):
-    """s in [1/ERF_TOP, 1/ERF_SPLIT] -> t in [-1, 1]."""
-    low, high = 1.0 / ERF_TOP, 1.0 / ERF_SPLIT
-    return (2.0 * s - (low + high)) / (high - low)
 
 
 def fit_tail(degree):
@@ -40,6 +35,7 @@ def fit_tail(degree):
 def erf_with_kernel(x):
     """erf of every entry of the 1-D array x, computed by the FFN kernel's erf (compiled, as training runs it)."""
     from numba import njit
+
     from . import ffn
 
     @njit(error_model="numpy")

@@ -17,15 +17,16 @@ from numba import njit
 
 from .threads import run_tasks
 
-CHUNK = 16384           # entries per task of add_scaled (the threads share chunks out; entries are independent)
+CHUNK = 16384           # entries per task (the threads share chunks out; entries are independent)
 NS_PER_ENTRY = 1.0      # one thread's time per entry of the Adam update, roughly (run_tasks' estimate)
 NS_PER_ADDED_ENTRY = 0.25   # ... and of add_scaled
 
 
 def adam_update_loops(first, last, bounds, decays, param, grad, m, v, lr, beta1, beta2, eps, m_correction,
                       v_correction, weight_decay, decoupled):
-    """One update of flat (n,) arrays param, m, v in place, over the segments first..last-1: segment i is
-    entries bounds[i]..bounds[i+1]-1 (one parameter), with weight decay where decays[i] (bool).
+    """One update of flat (n,) arrays param, m, v in place, over the chunks of CHUNK entries first..last-1.
+    The arrays hold parameters one after another: parameter i is entries bounds[i]..bounds[i+1]-1, with
+    weight decay where decays[i] (bool); a chunk may cover the end of one and the start of the next.
 
     decoupled: AdamW (shrink p) or Adam + L2 (add wd p to the gradient). Every constant is cast to the
     parameter's dtype first, as NumPy does with a Python float next to a float32 array.
@@ -35,30 +36,38 @@ def adam_update_loops(first, last, bounds, decays, param, grad, m, v, lr, beta1,
     one_minus_b1, one_minus_b2 = dtype(1.0 - beta1), dtype(1.0 - beta2)
     m_corr, v_corr = dtype(m_correction), dtype(v_correction)
     rate, epsilon = dtype(lr), dtype(eps)
-    for segment in range(first, last):
-        decay = weight_decay if decays[segment] else 0.0
-        l2 = dtype(decay) if not decoupled else dtype(0)
-        shrink = dtype(lr * decay) if decoupled else dtype(0)
-        for i in range(bounds[segment], bounds[segment + 1]):
-            p = param[i]
-            g = grad[i] + l2 * p if l2 != 0 else grad[i]
-            m_i = m[i] * b1 + one_minus_b1 * g
-            v_i = v[i] * b2 + one_minus_b2 * (g * g)
-            m[i] = m_i
-            v[i] = v_i
-            if shrink != 0:
-                p = p - shrink * p
-            param[i] = p - rate * (m_i / m_corr) / (np.sqrt(v_i / v_corr) + epsilon)
+    for chunk in range(first, last):
+        start, stop = chunk * CHUNK, min((chunk + 1) * CHUNK, param.shape[0])
+        segment = np.searchsorted(bounds, start, side="right") - 1   # the parameter entry `start` belongs to
+        while start < stop:
+            end = min(stop, bounds[segment + 1])                      # this chunk's part of that parameter
+            decay = weight_decay if decays[segment] else 0.0
+            l2 = dtype(decay) if not decoupled else dtype(0)
+            shrink = dtype(lr * decay) if decoupled else dtype(0)
+            for i in range(start, end):
+                p = param[i]
+                g = grad[i] + l2 * p if l2 != 0 else grad[i]
+                m_i = m[i] * b1 + one_minus_b1 * g
+                v_i = v[i] * b2 + one_minus_b2 * (g * g)
+                m[i] = m_i
+                v[i] = v_i
+                if shrink != 0:
+                    p = p - shrink * p
+                param[i] = p - rate * (m_i / m_corr) / (np.sqrt(v_i / v_corr) + epsilon)
+            start = end
+            segment += 1
 
 
 adam_update_jit = njit(cache=True, nogil=True, error_model="numpy")(adam_update_loops)
 
 
 def adam_update_segments(param, grad, m, v, bounds, decays, lr, beta1, beta2, eps, t, weight_decay, decoupled):
-    """Update flat (n,) param, m, v for step t, segment by segment (bounds: (segments + 1,) int64, from 0 to n;
-    decays: (segments,) bool); the threads share the segments out."""
-    run_tasks(adam_update_jit, len(decays), bounds, decays, param, grad, m, v, lr, beta1, beta2, eps,
-              1.0 - beta1 ** t, 1.0 - beta2 ** t, weight_decay, decoupled, work_ns=NS_PER_ENTRY * param.size)
+    """Update flat (n,) param, m, v for step t: parameter i is entries bounds[i]..bounds[i+1]-1 (bounds:
+    (parameters + 1,) int64, from 0 to n), decaying where decays[i]. The threads share out chunks of
+    CHUNK entries, so a large embedding table is shared as evenly as many small biases."""
+    run_tasks(adam_update_jit, (param.size + CHUNK - 1) // CHUNK, bounds, decays, param, grad, m, v, lr, beta1,
+              beta2, eps, 1.0 - beta1 ** t, 1.0 - beta2 ** t, weight_decay, decoupled,
+              work_ns=NS_PER_ENTRY * param.size)
 
 
 def adam_update(param, grad, m, v, lr, beta1, beta2, eps, t, weight_decay, decoupled):
