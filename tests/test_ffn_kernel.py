@@ -38,6 +38,9 @@ def test_tanh_matches_numpy(dtype, atol):
     assert np.max(np.abs(values - np.tanh(us.astype(np.float64)))) < atol
     assert ffn.tanh_jit(dtype(30), like) == 1 and ffn.tanh_jit(dtype(-30), like) == -1   # saturates exactly
     assert ffn.tanh_jit(dtype(0), like) == 0
+    if dtype == np.float32:                             # float32 clamps exp(-2|u|) at |u| = 9.25 (one shift, not
+        assert ffn.tanh_jit(dtype(8.5), like) < 1       # two): the result is exactly 1 from |u| = 8.7 on already
+        assert ffn.tanh_jit(dtype(9.02), like) == 1 and ffn.tanh_jit(dtype(-9.3), like) == -1
 
 
 @pytest.mark.parametrize("dtype, max_ulps", [(np.float64, 4.0), (np.float32, 6.0)])
