@@ -16,6 +16,19 @@ gathered, such as a layer you build yourself or a gathered model wrapped inside 
 import numpy as np
 
 
+def one_buffer_shaped_like(arrays, allocate):
+    """A new 1-D buffer (allocate(size, dtype): np.empty or np.zeros) and {key: a view of it shaped like
+    arrays[key]}, the views one after another in the dict's order. The arrays share one dtype."""
+    first = next(iter(arrays.values()))
+    buffer = allocate(sum(value.size for value in arrays.values()), dtype=first.dtype)   # (total,)
+    views = {}
+    start = 0
+    for key, value in arrays.items():
+        views[key] = buffer[start:start + value.size].reshape(value.shape)   # value.shape, a view of the buffer
+        start += value.size
+    return buffer, views
+
+
 def gather(model, attribute="params"):
     """Move the arrays in every layer's `attribute` dict ("params" or "dparams") into one new buffer, in
     the order model.parameters() lists the parameters (a gradient where its parameter is), each replaced by
@@ -34,14 +47,9 @@ def gather(model, attribute="params"):
         return None
     if any(value.base is not None for value in arrays.values()):
         return None
-    buffer = np.empty(sum(value.size for value in arrays.values()), dtype=next(iter(arrays.values())).dtype)
-    views = {}
-    start = 0
+    buffer, views = one_buffer_shaped_like(arrays, np.empty)
     for key, value in arrays.items():
-        view = buffer[start:start + value.size].reshape(value.shape)   # a view of the buffer
-        view[...] = value
-        views[key] = view
-        start += value.size
+        views[key][...] = value                         # the values move into the buffer
     for table in tables:
         for name, value in table.items():
             table[name] = views[id(value)]
@@ -98,10 +106,4 @@ def zeros_like_each(arrays):
     dtypes agree; else one array each): an optimiser's moments, laid out like the parameters they follow."""
     if len({value.dtype for value in arrays.values()}) != 1:
         return {name: np.zeros_like(value) for name, value in arrays.items()}
-    buffer = np.zeros(sum(value.size for value in arrays.values()), dtype=next(iter(arrays.values())).dtype)
-    out = {}
-    start = 0
-    for name, value in arrays.items():
-        out[name] = buffer[start:start + value.size].reshape(value.shape)
-        start += value.size
-    return out
+    return one_buffer_shaped_like(arrays, np.zeros)[1]

@@ -22,10 +22,9 @@ def config(dtype="float64"):
 
 def gpt_array_by_array(dtype="float64", monkeypatch=None):
     """The same GPT (same seed, same values) with every array on its own, as before flat.py."""
-    monkeypatch.setattr(gpt_module, "gather_model", lambda model: model)
-    model = GPT(config(dtype))
-    monkeypatch.undo()
-    return model
+    with monkeypatch.context() as patch:                # undone on leaving, and nothing else the test patched
+        patch.setattr(gpt_module, "gather_model", lambda model: model)
+        return GPT(config(dtype))
 
 
 def test_a_built_model_keeps_its_values_and_shapes_in_one_buffer_per_kind(monkeypatch, rng):
