@@ -235,8 +235,9 @@ def mask_keys_loops(scores_t, t0, s0, T, S, causal, padding_row, scale):
         hidden = hidden_queries_jit(s0 + j, t0, rows, T, S, causal, padding_row)
         for i in range(hidden):
             key_row[i] = neg_inf
-        for i in range(hidden, rows):
-            key_row[i] = key_row[i] * scale
+        seen_by = key_row[hidden:]                      # (rows - hidden,) a view, indexed from 0 so the loop vectorises
+        for i in range(rows - hidden):
+            seen_by[i] = seen_by[i] * scale
 
 
 mask_keys_jit = njit(cache=True, error_model="numpy")(mask_keys_loops)
