@@ -118,9 +118,10 @@ def layer_names(model):
     return [name for name, _ in model.named_layers()]
 
 
-def copy_modes(model, replica):
-    """Give each of the replica's layers the model's train/eval mode and attention-weights setting."""
-    for (_, layer), (_, twin) in zip(model.named_layers(), replica.named_layers()):
+def copy_modes(layers, twins):
+    """Give each of a replica's layers (twins, in named_layers order) the train/eval mode and
+    attention-weights setting of the model's layer in the same place (layers, in the same order)."""
+    for layer, twin in zip(layers, twins):
         twin.training = layer.training
         if hasattr(layer, "keep_weights"):
             twin.keep_weights = layer.keep_weights
@@ -155,6 +156,7 @@ class DataParallel:
         self.model = model
         self.shards = check_shards(shards)
         self.replicas = []
+        self.replica_layers = []    # [[layer, ...] per replica], in named_layers order (rebuild)
         self.built_from = None      # {"layers": names, "params": arrays} of the model the replicas were made from
         self.executor = None
         self.blas = None
@@ -220,8 +222,9 @@ class DataParallel:
         """`count` replicas in the model's current modes. All self.shards of them are made at once, and
         made again if a parameter array of the model was replaced (say, a new output layer for
         fine-tuning) or its layers changed since."""
+        named = list(self.model.named_layers())                # one walk of the model's tree, used twice
         params = self.model.parameters()
-        stale = (not self.replicas or layer_names(self.model) != self.built_from["layers"]
+        stale = (not self.replicas or [name for name, _ in named] != self.built_from["layers"]
                  or params.keys() != self.built_from["params"].keys()
                  or any(value is not self.built_from["params"][name] for name, value in params.items()))
         if stale:
@@ -230,13 +233,16 @@ class DataParallel:
             self.executor = ThreadPoolExecutor(self.shards - 1, thread_name_prefix="numpy_transformer-shard")
         if self.blas is None:
             self.blas = blas_controller()
-        for replica in self.replicas[:count]:
-            copy_modes(self.model, replica)
+        layers = [layer for _, layer in named]
+        for twins in self.replica_layers[:count]:
+            copy_modes(layers, twins)
         return self.replicas[:count]
 
     def rebuild(self):
         """Make the replicas again from the model as it is now (after changing a setting of its layers)."""
         self.replicas = [replica_of(self.model) for _ in range(self.shards)]
+        # each replica's layers in named_layers order: a replica's tree never changes, so it is walked once
+        self.replica_layers = [[layer for _, layer in replica.named_layers()] for replica in self.replicas]
         # what they were made from: the replicas hold these very arrays (0.5 ms a step to ask each replica)
         self.built_from = {"layers": layer_names(self.model), "params": self.model.parameters()}
 
