@@ -168,9 +168,12 @@ def test_bitwise_layernorm_and_loss(rng):
     np.testing.assert_allclose(compiled[2].sum(axis=0), dy.sum(axis=0), rtol=1e-12)          # dbeta's parts
     logits = rng.standard_normal((6, 11))
     targets = np.array([1, 0, -100, 10, 3, 3])
+    row_max = logits.max(axis=1)
+    exp_shifted = np.exp(logits - row_max[:, None])
     compiled, python = run_twice(loss_kernels.cross_entropy_forward_jit,
-                                 lambda: (0, 6, logits, targets, -100, 0.1, np.zeros_like(logits),
-                                          np.zeros_like(logits), np.zeros(6)), (6, 7, 8))
+                                 lambda: (0, 6, logits, row_max, (logits - row_max[:, None]).sum(axis=1),
+                                          exp_shifted.sum(axis=1), targets, -100, 0.1, exp_shifted.copy(),
+                                          np.zeros_like(logits), np.zeros(6)), (9, 10, 11))
     for a, b in zip(compiled, python):
         np.testing.assert_array_equal(a, b)
 
@@ -316,8 +319,9 @@ def test_layernorm_matches_reference_and_caches_cross(dtype, rng):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("smoothing", [0.0, 0.1])
-def test_cross_entropy_matches_reference_and_caches_cross(smoothing, dtype, rng):
-    logits = (rng.standard_normal((2, 7, 13)) * 4).astype(dtype)
+@pytest.mark.parametrize("offset", [0.0, 1000.0])        # logits far from 0: the loss comes from sums of z - max z
+def test_cross_entropy_matches_reference_and_caches_cross(smoothing, offset, dtype, rng):
+    logits = (rng.standard_normal((2, 7, 13)) * 4 + offset).astype(dtype)
     targets = rng.integers(0, 13, (2, 7))
     targets[1, 2:4] = -100                                  # ignored positions
     loss_ref, cache_ref = loss.cross_entropy_forward(logits, targets, -100, smoothing)
