@@ -221,7 +221,8 @@ class DataParallel:
     def ready_replicas(self, count):
         """`count` replicas in the model's current modes. All self.shards of them are made at once, and
         made again if a parameter array of the model was replaced (say, a new output layer for
-        fine-tuning) or its layers changed since."""
+        fine-tuning) or its layers' names changed since. A layer without parameters replaced under the
+        same name (another Dropout) is not noticed: call rebuild() then."""
         named = list(self.model.named_layers())                # one walk of the model's tree, used twice
         params = self.model.parameters()
         stale = (not self.replicas or [name for name, _ in named] != self.built_from["layers"]

@@ -170,12 +170,13 @@ def test_bitwise_layernorm_and_loss(rng):
     targets = np.array([1, 0, -100, 10, 3, 3])
     row_max = logits.max(axis=1)
     exp_shifted = np.exp(logits - row_max[:, None])
-    compiled, python = run_twice(loss_kernels.cross_entropy_forward_jit,
-                                 lambda: (0, 6, logits, row_max, (logits - row_max[:, None]).sum(axis=1),
-                                          exp_shifted.sum(axis=1), targets, -100, 0.1, exp_shifted.copy(),
-                                          np.zeros_like(logits), np.zeros(6)), (9, 10, 11))
-    for a, b in zip(compiled, python):
-        np.testing.assert_array_equal(a, b)
+    for smoothing in (0.0, 0.1):                        # two branches of the kernel
+        compiled, python = run_twice(loss_kernels.cross_entropy_forward_jit,
+                                     lambda: (0, 6, logits, row_max, (logits - row_max[:, None]).sum(axis=1),
+                                              exp_shifted.sum(axis=1), targets, -100, smoothing, exp_shifted.copy(),
+                                              np.zeros_like(logits), np.zeros(6)), (9, 10, 11))
+        for a, b in zip(compiled, python):
+            np.testing.assert_array_equal(a, b)
 
 
 def test_bitwise_matmul(rng):
@@ -327,12 +328,45 @@ def test_cross_entropy_matches_reference_and_caches_cross(smoothing, offset, dty
     loss_ref, cache_ref = loss.cross_entropy_forward(logits, targets, -100, smoothing)
     loss_ker, cache_ker = loss_kernels.cross_entropy_forward(logits, targets, -100, smoothing)
     assert_close(loss_ker, loss_ref, dtype)
+    assert_close(cache_ker[0], cache_ref[0], dtype)                        # probabilities
     np.testing.assert_array_equal(cache_ker[2], cache_ref[2])              # counted rows
     assert cache_ker[3:] == cache_ref[3:]                                  # N counted, logits shape
     assert_close(cache_ker[1], cache_ref[1], dtype)                        # target distribution
     grads_ref = loss.cross_entropy_backward(1.5, cache_ref)
     for grads in (loss_kernels.cross_entropy_backward(1.5, cache_ref), loss.cross_entropy_backward(1.5, cache_ker)):
         assert_close(grads, grads_ref, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_cross_entropy_edge_cases_match_reference(dtype, rng):
+    """Every row ignored (loss 0, gradient 0), a vocabulary of one word, one row; and a logit of -inf
+    (a ruled-out token), where the reference gives NaN without smoothing (0 * -inf in its sum) and the
+    kernel the loss of the same logits with that token's logit merely very negative."""
+    cases = [(rng.standard_normal((2, 3, 7)), np.full((2, 3), -100)),    # all ignored
+             (rng.standard_normal((2, 3, 1)), np.zeros((2, 3), dtype=np.int64)),   # V = 1: p = 1, loss 0
+             (rng.standard_normal((1, 1, 5)), np.array([[4]]))]          # one row
+    for logits, targets in cases:
+        for smoothing in (0.0, 0.1):
+            logits = logits.astype(dtype)
+            loss_ref, cache_ref = loss.cross_entropy_forward(logits, targets, -100, smoothing)
+            loss_ker, cache_ker = loss_kernels.cross_entropy_forward(logits, targets, -100, smoothing)
+            assert_close(loss_ker, loss_ref, dtype)
+            assert_close(loss_kernels.cross_entropy_backward(1.0, cache_ker), loss.cross_entropy_backward(1.0, cache_ref),
+                         dtype)
+    logits = rng.standard_normal((3, 6)).astype(dtype)
+    targets = np.array([2, 0, 5])
+    ruled_out = logits.copy()
+    ruled_out[0, 4] = -np.inf                           # not the target of row 0
+    very_negative = logits.copy()
+    very_negative[0, 4] = -1e30                         # exp underflows to 0, as exp(-inf) does
+    with np.errstate(invalid="ignore"):
+        assert np.isnan(loss.cross_entropy_forward(ruled_out, targets)[0])    # the reference: NaN
+    loss_ker, cache_ker = loss_kernels.cross_entropy_forward(ruled_out, targets)
+    loss_ref, cache_ref = loss.cross_entropy_forward(very_negative, targets)
+    assert np.isfinite(loss_ker)
+    assert_close(loss_ker, loss_ref, dtype)
+    assert_close(cache_ker[0], cache_ref[0], dtype)                        # p = 0 for the ruled-out token
+    assert loss_kernels.cross_entropy_forward(ruled_out, targets, -100, 0.1)[0] == np.inf   # q > 0 on it: +inf
 
 
 def test_teaching_matmul_matches_blas(rng):

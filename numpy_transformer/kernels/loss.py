@@ -7,11 +7,17 @@ Per row n of logits z (V entries), with m = max(z) and Z = sum_u exp(z_u - m):
                (as sum_v q_v = 1 on a counted row);   loss = sum_n row_loss_n / N_counted
 backward: dlogits = dloss (p - q) / N_counted on counted rows, 0 on ignored ones.
 
-Who does what: the exponentials are NumPy's np.exp over the whole (N, V) array, the row maxima NumPy's
-max and the row sums BLAS products with a vector of ones; the kernel then makes one pass per row
-(normalise p, write q, the row's loss from the sums). Why: inside a Numba loop math.exp is a scalar
-library call, and the kernel that called it once per logit ran 1.5-2x SLOWER than the NumPy reference
-(5-10 ns a logit, measured at V = 65 to 30522), where NumPy's exp is vectorised.
+Who does what: the exponentials are NumPy's np.exp over the whole (N, V) array, the row maxima and row
+sums NumPy's max and sum along each row (each row on its own, so a row's bits do not depend on the
+others; BLAS products with a vector of ones were a little faster but group rows); the kernel then makes
+one pass per row (normalise p, write q, the row's loss from the sums). Why: inside a Numba loop math.exp
+is a scalar library call, and the kernel that called it once per logit ran 1.5-2x SLOWER than the NumPy
+reference (5-10 ns a logit, measured at V = 65 to 30522), where NumPy's exp is vectorised.
+
+One deliberate difference from the reference: a logit of -inf (a token ruled out) with no label
+smoothing gives the reference NaN (its sum over v multiplies q_v = 0 by log p_v = -inf) and a finite
+loss here, as only the target's logit enters the formula above. (With smoothing both give +inf: every
+token then has q_v > 0.)
 """
 import math
 
@@ -87,12 +93,14 @@ def cross_entropy_forward(logits, targets, ignore_index=-100, label_smoothing=0.
     flat_targets = np.ascontiguousarray(targets.reshape(-1), dtype=np.int64)   # (N,)
     counted = flat_targets != ignore_index                              # (N,) bool
     num_counted = max(int(counted.sum()), 1)                            # avoid 0/0 on all-padding
-    ones = np.ones(V, dtype=flat_logits.dtype)                          # (V,) row sums are products with it
     row_max = flat_logits.max(axis=1)                                   # (N,) m
-    probs = flat_logits - row_max[:, None]                              # (N, V) z - m
-    shifted_sums = probs @ ones if label_smoothing else row_max         # (N,) sum_v (z_v - m), BLAS (unused without smoothing)
-    np.exp(probs, out=probs)                                            # (N, V) exp(z - m), vectorised, in place
-    exp_sums = probs @ ones                                             # (N,) Z, BLAS
+    shifted = flat_logits - row_max[:, None]                            # (N, V) z - m
+    if label_smoothing:
+        shifted_sums = shifted.sum(axis=1)                              # (N,) sum_v (z_v - m)
+    else:
+        shifted_sums = np.zeros_like(row_max)                           # (N,) not read without smoothing
+    probs = np.exp(shifted, out=shifted)                                # (N, V) exp(z - m): vectorised, in place
+    exp_sums = probs.sum(axis=1)                                        # (N,) Z
     target_dist = np.empty_like(flat_logits)                            # (N, V)
     row_loss = np.empty(flat_logits.shape[0], dtype=logits.dtype)       # (N,)
     run_tasks(cross_entropy_forward_jit, flat_logits.shape[0], flat_logits, row_max, shifted_sums, exp_sums,
